@@ -1,0 +1,4 @@
+//! The on-disk format of plaid indexes.
+//!
+//! Most users want the `plaid` facade.
+#![deny(unsafe_code)]

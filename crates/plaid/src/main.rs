@@ -1,0 +1,2 @@
+//! The `plaid` command-line tool.
+fn main() {}
