@@ -148,6 +148,7 @@ impl<'a> EmbeddingsView<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap freely.
 mod tests {
     use super::*;
 
