@@ -1,0 +1,767 @@
+//! Writing and opening index directories (format version 1).
+//!
+//! A new index is written into a fresh sibling directory and renamed into
+//! place, so a crash during creation leaves no index rather than a partial
+//! one. Every file is written once and never modified; the manifest, written
+//! last, lists them.
+
+use crate::atomic::{fsync_dir, write_atomic};
+use crate::manifest::{
+    CodebookFiles, FORMAT_NAME, FORMAT_VERSION, FileEntry, MANIFEST_FILE, MAX_MANIFEST_BYTES,
+    Manifest, QuantizerRepr, SegmentEntry, SegmentFiles,
+};
+use crate::mmap::NpyMap;
+use crate::npy::{self, Element, NpyArray};
+use crate::{Error, LayoutFault};
+use plaid_codec::{Codebook, Nbits, QuantizerKind, ResidualQuantizer};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Centroid codes of one segment, in the width the index stores them.
+#[derive(Clone, Debug)]
+pub enum CodesBuf {
+    /// 2-byte codes (K ≤ 65,536).
+    U16(Vec<u16>),
+    /// 4-byte codes.
+    U32(Vec<u32>),
+}
+
+impl CodesBuf {
+    /// Narrows `codes` to 2 bytes when every code of a `num_centroids` codebook fits.
+    pub fn for_codebook(codes: Vec<u32>, num_centroids: usize) -> Self {
+        if num_centroids <= usize::from(u16::MAX) + 1 {
+            // Every code is < num_centroids ≤ 65,536, so it fits in u16.
+            CodesBuf::U16(codes.iter().map(|&c| c as u16).collect())
+        } else {
+            CodesBuf::U32(codes)
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            CodesBuf::U16(v) => v.len(),
+            CodesBuf::U32(v) => v.len(),
+        }
+    }
+}
+
+/// Everything one new segment consists of.
+#[derive(Debug)]
+pub struct SegmentData {
+    /// Stable ids, strictly ascending.
+    pub doc_ids: Vec<u32>,
+    /// Tokens per document.
+    pub doclens: Vec<u32>,
+    /// Code per token.
+    pub codes: CodesBuf,
+    /// Packed residuals, `T × packed_len`.
+    pub residuals: Vec<u8>,
+    /// Inverted-list lengths, one per centroid.
+    pub ivf_lengths: Vec<u32>,
+    /// Concatenated inverted lists of local document indices.
+    pub ivf: Vec<u32>,
+}
+
+impl SegmentData {
+    /// Builds the inverted lists from per-token codes: for each centroid,
+    /// the ascending local indices of the documents with a token of it.
+    pub fn build_ivf(doclens: &[u32], codes: &[u32], num_centroids: usize) -> (Vec<u32>, Vec<u32>) {
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(codes.len());
+        let mut t = 0usize;
+        for (doc, &len) in doclens.iter().enumerate() {
+            for &c in codes.iter().skip(t).take(len as usize) {
+                pairs.push((c, doc as u32));
+            }
+            t += len as usize;
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut lengths = vec![0u32; num_centroids];
+        for &(c, _) in &pairs {
+            if let Some(l) = lengths.get_mut(c as usize) {
+                *l += 1;
+            }
+        }
+        let ivf = pairs
+            .iter()
+            .filter(|(c, _)| (*c as usize) < num_centroids)
+            .map(|&(_, d)| d)
+            .collect();
+        (lengths, ivf)
+    }
+}
+
+fn quantizer_repr(kind: QuantizerKind) -> QuantizerRepr {
+    match kind {
+        QuantizerKind::Global => QuantizerRepr::Global,
+        QuantizerKind::PerDim => QuantizerRepr::PerDim,
+    }
+}
+
+/// Writes one npy file into `dir` and records it in `files`.
+fn put<T: Element>(
+    dir: &Path,
+    files: &mut BTreeMap<String, FileEntry>,
+    name: String,
+    shape: &[usize],
+    data: &[T],
+) -> Result<String, Error> {
+    let bytes = npy::npy_bytes(shape, data).map_err(|kind| Error::Npy {
+        path: dir.join(&name),
+        kind,
+    })?;
+    let crc32 = crc32fast::hash(&bytes);
+    let len_bytes = write_atomic(dir, &name, |w| std::io::Write::write_all(w, &bytes))?;
+    files.insert(name.clone(), FileEntry { len_bytes, crc32 });
+    Ok(name)
+}
+
+fn write_segment(
+    dir: &Path,
+    files: &mut BTreeMap<String, FileEntry>,
+    id: u64,
+    seg: &SegmentData,
+    packed_len: usize,
+) -> Result<SegmentEntry, Error> {
+    let p = format!("seg-{id:06}");
+    let n = seg.doc_ids.len();
+    let t = seg.codes.len();
+    let doc_ids = put(dir, files, format!("{p}.doc_ids.npy"), &[n], &seg.doc_ids)?;
+    let doclens = put(dir, files, format!("{p}.doclens.npy"), &[n], &seg.doclens)?;
+    let codes = match &seg.codes {
+        CodesBuf::U16(c) => put(dir, files, format!("{p}.codes.npy"), &[t], c)?,
+        CodesBuf::U32(c) => put(dir, files, format!("{p}.codes.npy"), &[t], c)?,
+    };
+    let residuals = put(
+        dir,
+        files,
+        format!("{p}.residuals.npy"),
+        &[t, packed_len],
+        &seg.residuals,
+    )?;
+    let ivf_lengths = put(
+        dir,
+        files,
+        format!("{p}.ivf_lengths.npy"),
+        &[seg.ivf_lengths.len()],
+        &seg.ivf_lengths,
+    )?;
+    let ivf = put(
+        dir,
+        files,
+        format!("{p}.ivf.npy"),
+        &[seg.ivf.len()],
+        &seg.ivf,
+    )?;
+    Ok(SegmentEntry {
+        id,
+        num_docs: n as u64,
+        num_tokens: t as u64,
+        files: SegmentFiles {
+            doc_ids,
+            doclens,
+            codes,
+            residuals,
+            ivf_lengths,
+            ivf,
+        },
+    })
+}
+
+/// Creates a new index at `dir` holding `codebook` and one segment.
+///
+/// `dir` must not exist or be an empty directory. Files are written into a
+/// hidden sibling directory, synced, and renamed to `dir`; on any error the
+/// sibling is removed and nothing is left at `dir`.
+///
+/// # Errors
+/// [`Error::Layout`] with [`LayoutFault::TargetNotEmpty`] when `dir` holds
+/// something, [`Error::Io`] for filesystem failures.
+pub fn create(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<Manifest, Error> {
+    check_target(dir)?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = parent.join(format!(".{name}.creating-{}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(|source| Error::Io {
+            path: staging.clone(),
+            source,
+        })?;
+    }
+    fs::create_dir_all(&staging).map_err(|source| Error::Io {
+        path: staging.clone(),
+        source,
+    })?;
+    let result = write_all(&staging, codebook, segment).and_then(|m| {
+        fsync_dir(&staging)?;
+        if dir.exists() {
+            // An empty directory: rename(2) replaces it atomically on POSIX.
+            fs::remove_dir(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        fs::rename(&staging, dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        fsync_dir(&parent)?;
+        Ok(m)
+    });
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// Checks that `dir` can receive a new index: it does not exist or is an
+/// empty directory.
+///
+/// # Errors
+/// [`LayoutFault::TargetNotEmpty`] otherwise.
+pub fn check_target(dir: &Path) -> Result<(), Error> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::Layout {
+                    path: dir.to_path_buf(),
+                    fault: LayoutFault::TargetNotEmpty,
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::Layout {
+            path: dir.to_path_buf(),
+            fault: LayoutFault::TargetNotEmpty,
+        }),
+        Err(source) => Err(Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<Manifest, Error> {
+    let dim = codebook.dim();
+    let k = codebook.num_centroids();
+    let nbits = codebook.nbits();
+    let q = codebook.quantizer();
+    let b = nbits.num_buckets();
+    let mut files = BTreeMap::new();
+    let generation = 1u64;
+    let (cut_shape, w_shape) = match q.kind() {
+        QuantizerKind::Global => (vec![b - 1], vec![b]),
+        QuantizerKind::PerDim => (vec![dim, b - 1], vec![dim, b]),
+    };
+    let cb = CodebookFiles {
+        centroids: put(
+            dir,
+            &mut files,
+            format!("centroids.{generation}.npy"),
+            &[k, dim],
+            codebook.centroids(),
+        )?,
+        bucket_cutoffs: put(
+            dir,
+            &mut files,
+            format!("bucket_cutoffs.{generation}.npy"),
+            &cut_shape,
+            q.cutoffs(),
+        )?,
+        bucket_weights: put(
+            dir,
+            &mut files,
+            format!("bucket_weights.{generation}.npy"),
+            &w_shape,
+            q.weights(),
+        )?,
+        avg_residual: put(
+            dir,
+            &mut files,
+            format!("avg_residual.{generation}.npy"),
+            &[dim],
+            codebook.avg_residual(),
+        )?,
+    };
+    let seg = write_segment(dir, &mut files, 1, segment, nbits.packed_len(dim))?;
+    let next_doc_id = segment.doc_ids.last().map_or(0, |&d| u64::from(d) + 1);
+    let manifest = Manifest {
+        format: FORMAT_NAME.to_string(),
+        format_version: FORMAT_VERSION,
+        generation,
+        writer: concat!("plaid ", env!("CARGO_PKG_VERSION")).to_string(),
+        dim: dim as u32,
+        nbits: nbits.bits(),
+        quantizer: quantizer_repr(q.kind()),
+        num_centroids: k as u32,
+        code_bytes: match segment.codes {
+            CodesBuf::U16(_) => 2,
+            CodesBuf::U32(_) => 4,
+        },
+        outlier_radius: codebook.outlier_radius(),
+        next_doc_id,
+        codebook: cb,
+        segments: vec![seg],
+        files,
+    };
+    write_manifest(dir, &manifest)?;
+    Ok(manifest)
+}
+
+/// Atomically replaces `dir/manifest.json` with `manifest`.
+///
+/// # Errors
+/// [`Error::Io`] when writing fails; the old manifest is then untouched.
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Io {
+        path: dir.join(MANIFEST_FILE),
+        source: e.into(),
+    })?;
+    write_atomic(dir, MANIFEST_FILE, |w| std::io::Write::write_all(w, &json))?;
+    Ok(())
+}
+
+/// Reads and checks `dir/manifest.json`.
+///
+/// # Errors
+/// [`Error::Layout`] when there is no manifest, it is too large, not valid
+/// JSON of the expected shape, of another format or version, or
+/// inconsistent (a segment file not listed, a bad nbits or code width).
+pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
+    let path = dir.join(MANIFEST_FILE);
+    let layout = |fault| Error::Layout {
+        path: path.clone(),
+        fault,
+    };
+    let file = fs::File::open(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            layout(LayoutFault::NoManifest)
+        } else {
+            Error::Io {
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(layout(LayoutFault::ManifestTooLarge));
+    }
+    // Check the version before the full schema, so that a future format
+    // gets a version error rather than a schema error.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        format: String,
+        format_version: u32,
+    }
+    let head: Head = serde_json::from_slice(&bytes).map_err(|e| {
+        layout(LayoutFault::BadManifest {
+            line: e.line(),
+            column: e.column(),
+        })
+    })?;
+    if head.format != FORMAT_NAME {
+        return Err(layout(LayoutFault::NotAnIndex));
+    }
+    if head.format_version != FORMAT_VERSION {
+        return Err(layout(LayoutFault::VersionMismatch {
+            expected: FORMAT_VERSION,
+            found: head.format_version,
+        }));
+    }
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        layout(LayoutFault::BadManifest {
+            line: e.line(),
+            column: e.column(),
+        })
+    })?;
+    if Nbits::new(m.nbits).is_err() {
+        return Err(layout(LayoutFault::BadNbits { nbits: m.nbits }));
+    }
+    let want_code_bytes = if m.num_centroids as usize <= usize::from(u16::MAX) + 1 {
+        2
+    } else {
+        4
+    };
+    if m.code_bytes != want_code_bytes {
+        return Err(layout(LayoutFault::BadCodeWidth {
+            code_bytes: m.code_bytes,
+        }));
+    }
+    let mut names: Vec<&String> = vec![
+        &m.codebook.centroids,
+        &m.codebook.bucket_cutoffs,
+        &m.codebook.bucket_weights,
+        &m.codebook.avg_residual,
+    ];
+    for s in &m.segments {
+        let f = &s.files;
+        names.extend([
+            &f.doc_ids,
+            &f.doclens,
+            &f.codes,
+            &f.residuals,
+            &f.ivf_lengths,
+            &f.ivf,
+        ]);
+    }
+    for n in names {
+        if !m.files.contains_key(n) || n.contains('/') || n.contains('\\') || n.starts_with('.') {
+            return Err(layout(LayoutFault::UnlistedFile { name: n.clone() }));
+        }
+    }
+    Ok(m)
+}
+
+/// A large array either memory-mapped or read into memory.
+#[derive(Debug)]
+pub enum Backing {
+    /// Memory-mapped file.
+    Mapped(NpyMap),
+    /// Owned copy.
+    Owned(NpyArray),
+}
+
+impl Backing {
+    /// The data as `&[T]`.
+    ///
+    /// # Errors
+    /// [`Error::Npy`] when the stored dtype is not `T`.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T], Error> {
+        match self {
+            Backing::Mapped(m) => m.as_slice::<T>(),
+            Backing::Owned(a) => a.as_slice::<T>().map_err(|kind| Error::Npy {
+                path: PathBuf::new(),
+                kind,
+            }),
+        }
+    }
+
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Backing::Mapped(m) => m.shape(),
+            Backing::Owned(a) => a.shape(),
+        }
+    }
+}
+
+/// Codes of an opened segment.
+#[derive(Clone, Copy, Debug)]
+pub enum StoredCodes<'a> {
+    /// 2-byte codes.
+    U16(&'a [u16]),
+    /// 4-byte codes.
+    U32(&'a [u32]),
+}
+
+/// One opened segment: small arrays in memory, large ones behind [`Backing`].
+#[derive(Debug)]
+pub struct OpenedSegment {
+    entry: SegmentEntry,
+    doc_ids: Vec<u32>,
+    doc_offsets: Vec<u64>,
+    ivf_offsets: Vec<u64>,
+    codes: Backing,
+    residuals: Backing,
+    ivf: Backing,
+}
+
+impl OpenedSegment {
+    /// The manifest entry.
+    pub fn entry(&self) -> &SegmentEntry {
+        &self.entry
+    }
+    /// Stable ids, ascending.
+    pub fn doc_ids(&self) -> &[u32] {
+        &self.doc_ids
+    }
+    /// Token offsets, `num_docs + 1` entries from 0.
+    pub fn doc_offsets(&self) -> &[u64] {
+        &self.doc_offsets
+    }
+    /// Inverted-list offsets, `K + 1` entries from 0.
+    pub fn ivf_offsets(&self) -> &[u64] {
+        &self.ivf_offsets
+    }
+    /// Per-token codes.
+    ///
+    /// # Errors
+    /// Never for a segment that opened; the dtype was checked at open.
+    pub fn codes(&self) -> Result<StoredCodes<'_>, Error> {
+        match self.codes.as_slice::<u16>() {
+            Ok(c) => Ok(StoredCodes::U16(c)),
+            Err(_) => Ok(StoredCodes::U32(self.codes.as_slice::<u32>()?)),
+        }
+    }
+    /// Packed residual bytes, `T × packed_len`.
+    ///
+    /// # Errors
+    /// Never for a segment that opened.
+    pub fn residuals(&self) -> Result<&[u8], Error> {
+        self.residuals.as_slice::<u8>()
+    }
+    /// Concatenated inverted lists.
+    ///
+    /// # Errors
+    /// Never for a segment that opened.
+    pub fn ivf(&self) -> Result<&[u32], Error> {
+        self.ivf.as_slice::<u32>()
+    }
+}
+
+/// An opened index directory.
+#[derive(Debug)]
+pub struct OpenedIndex {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The codebook, in memory.
+    pub codebook: Codebook,
+    /// The segments, in manifest order.
+    pub segments: Vec<OpenedSegment>,
+}
+
+/// How an opener gets at a large array.
+pub type Loader<'a> = &'a dyn Fn(&Path) -> Result<Backing, Error>;
+
+/// Reads a whole array into memory (small arrays, and the in-memory mode).
+pub fn load_owned(path: &Path) -> Result<Backing, Error> {
+    Ok(Backing::Owned(npy::read_npy(path)?))
+}
+
+/// Opens `dir`, reading every array into memory. Nothing is written.
+///
+/// # Errors
+/// As [`open_with`].
+pub fn open_in_memory(dir: &Path) -> Result<OpenedIndex, Error> {
+    open_with(dir, &load_owned)
+}
+
+/// Opens `dir`: reads the manifest, checks that every listed file has its
+/// recorded length, reads the small arrays (codebook, ids, lengths) and gets
+/// the large ones (codes, residuals, inverted lists) through `large`. Opening
+/// never writes, so read-only directories open fine.
+///
+/// # Errors
+/// [`Error::Layout`] for a missing or bad manifest, a file of the wrong
+/// length, or arrays whose shapes or dtypes disagree; [`Error::Npy`] and
+/// [`Error::Io`] from reading files.
+pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
+    let manifest = read_manifest(dir)?;
+    for (name, entry) in &manifest.files {
+        let path = dir.join(name);
+        let meta = fs::metadata(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                Error::Layout {
+                    path: path.clone(),
+                    fault: LayoutFault::MissingFile,
+                }
+            } else {
+                Error::Io {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        if meta.len() != entry.len_bytes {
+            return Err(Error::Layout {
+                path,
+                fault: LayoutFault::FileLength {
+                    expected: entry.len_bytes,
+                    found: meta.len(),
+                },
+            });
+        }
+    }
+    let dim = manifest.dim as usize;
+    let k = manifest.num_centroids as usize;
+    let nbits = Nbits::new(manifest.nbits).map_err(|_| Error::Layout {
+        path: dir.join(MANIFEST_FILE),
+        fault: LayoutFault::BadNbits {
+            nbits: manifest.nbits,
+        },
+    })?;
+    let small = |name: &str| npy::read_npy(&dir.join(name));
+    let shape_err = |name: &str, what: &'static str, expected: usize, found: usize| Error::Layout {
+        path: dir.join(name),
+        fault: LayoutFault::Shape {
+            what,
+            expected,
+            found,
+        },
+    };
+    let cb = &manifest.codebook;
+    let centroids = small(&cb.centroids)?;
+    if centroids.shape() != [k, dim] {
+        return Err(shape_err(
+            &cb.centroids,
+            "centroids rows",
+            k,
+            centroids.shape().first().copied().unwrap_or(0),
+        ));
+    }
+    let centroids = centroids.to_f32_vec().map_err(|kind| Error::Npy {
+        path: dir.join(&cb.centroids),
+        kind,
+    })?;
+    let to_f32 = |name: &str| -> Result<Vec<f32>, Error> {
+        small(name)?.to_f32_vec().map_err(|kind| Error::Npy {
+            path: dir.join(name),
+            kind,
+        })
+    };
+    let cutoffs = to_f32(&cb.bucket_cutoffs)?;
+    let weights = to_f32(&cb.bucket_weights)?;
+    let avg_residual = to_f32(&cb.avg_residual)?;
+    let kind = match manifest.quantizer {
+        QuantizerRepr::Global => QuantizerKind::Global,
+        QuantizerRepr::PerDim => QuantizerKind::PerDim,
+    };
+    let codec_err = |name: &str, source: plaid_codec::Error| Error::Codec {
+        path: dir.join(name),
+        source,
+    };
+    let quantizer = ResidualQuantizer::from_parts(kind, nbits, dim, cutoffs, weights)
+        .map_err(|e| codec_err(&cb.bucket_weights, e))?;
+    let codebook = Codebook::new(
+        centroids,
+        dim,
+        quantizer,
+        manifest.outlier_radius,
+        avg_residual,
+    )
+    .map_err(|e| codec_err(&cb.centroids, e))?;
+    let packed_len = nbits.packed_len(dim);
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for entry in &manifest.segments {
+        let f = &entry.files;
+        let n = entry.num_docs as usize;
+        let t = entry.num_tokens as usize;
+        let doc_ids = small(&f.doc_ids)?;
+        let doc_ids: Vec<u32> = doc_ids
+            .as_slice::<u32>()
+            .map_err(|kind| Error::Npy {
+                path: dir.join(&f.doc_ids),
+                kind,
+            })?
+            .to_vec();
+        if doc_ids.len() != n {
+            return Err(shape_err(&f.doc_ids, "documents", n, doc_ids.len()));
+        }
+        let doclens = small(&f.doclens)?;
+        let doclens = doclens.as_slice::<u32>().map_err(|kind| Error::Npy {
+            path: dir.join(&f.doclens),
+            kind,
+        })?;
+        if doclens.len() != n {
+            return Err(shape_err(&f.doclens, "documents", n, doclens.len()));
+        }
+        let mut doc_offsets = Vec::with_capacity(n + 1);
+        let mut acc = 0u64;
+        doc_offsets.push(0);
+        for &l in doclens {
+            acc += u64::from(l);
+            doc_offsets.push(acc);
+        }
+        if acc != t as u64 {
+            return Err(shape_err(&f.doclens, "tokens", t, acc as usize));
+        }
+        let ivf_lengths = small(&f.ivf_lengths)?;
+        let ivf_lengths = ivf_lengths.as_slice::<u32>().map_err(|kind| Error::Npy {
+            path: dir.join(&f.ivf_lengths),
+            kind,
+        })?;
+        if ivf_lengths.len() != k {
+            return Err(shape_err(&f.ivf_lengths, "centroids", k, ivf_lengths.len()));
+        }
+        let mut ivf_offsets = Vec::with_capacity(k + 1);
+        let mut acc = 0u64;
+        ivf_offsets.push(0);
+        for &l in ivf_lengths {
+            acc += u64::from(l);
+            ivf_offsets.push(acc);
+        }
+        let codes = large(&dir.join(&f.codes))?;
+        let code_ok = match manifest.code_bytes {
+            2 => codes.as_slice::<u16>().map(|c| c.len()),
+            _ => codes.as_slice::<u32>().map(|c| c.len()),
+        };
+        let code_len = code_ok.map_err(|e| match e {
+            Error::Npy { kind, .. } => Error::Npy {
+                path: dir.join(&f.codes),
+                kind,
+            },
+            other => other,
+        })?;
+        if code_len != t || codes.shape().len() != 1 {
+            return Err(shape_err(&f.codes, "tokens", t, code_len));
+        }
+        let residuals = large(&dir.join(&f.residuals))?;
+        if residuals.shape() != [t, packed_len] {
+            return Err(shape_err(
+                &f.residuals,
+                "residual row bytes",
+                packed_len,
+                residuals.shape().get(1).copied().unwrap_or(0),
+            ));
+        }
+        residuals.as_slice::<u8>().map_err(|e| match e {
+            Error::Npy { kind, .. } => Error::Npy {
+                path: dir.join(&f.residuals),
+                kind,
+            },
+            other => other,
+        })?;
+        let ivf = large(&dir.join(&f.ivf))?;
+        let ivf_len = ivf
+            .as_slice::<u32>()
+            .map(|s| s.len())
+            .map_err(|e| match e {
+                Error::Npy { kind, .. } => Error::Npy {
+                    path: dir.join(&f.ivf),
+                    kind,
+                },
+                other => other,
+            })?;
+        if ivf_len as u64 != acc {
+            return Err(shape_err(
+                &f.ivf,
+                "inverted-list entries",
+                acc as usize,
+                ivf_len,
+            ));
+        }
+        segments.push(OpenedSegment {
+            entry: entry.clone(),
+            doc_ids,
+            doc_offsets,
+            ivf_offsets,
+            codes,
+            residuals,
+            ivf,
+        });
+    }
+    Ok(OpenedIndex {
+        dir: dir.to_path_buf(),
+        manifest,
+        codebook,
+        segments,
+    })
+}
