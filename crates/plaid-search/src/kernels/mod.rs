@@ -1,0 +1,115 @@
+//! Float kernels of the search: dot products, MaxSim of one document and the
+//! element-wise max used by approximate scoring.
+//!
+//! The algorithms are written once in [`generic`] with explicit lane
+//! accumulators so the compiler vectorises them; [`simd`] compiles that same
+//! code under `target_feature` for each instruction set (AVX2+FMA,
+//! AVX-512, NEON) and is the only module with `unsafe`. [`Kernel`] lists the
+//! implementations in order of preference; the scalar one is always available
+//! and is the fallback. [`crate::reference`] holds the f64 oracle the tests
+//! compare every kernel with.
+
+pub(crate) mod generic;
+#[allow(unsafe_code)]
+mod simd;
+
+/// One implementation of the float kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Portable code, no FMA; always available.
+    Scalar,
+    /// x86-64 AVX2 with FMA.
+    Avx2,
+    /// x86-64 AVX-512 (F, BW, VL, DQ) with FMA.
+    Avx512,
+    /// AArch64 NEON.
+    Neon,
+}
+
+impl Kernel {
+    /// Every kernel, most preferred first.
+    pub const ALL: [Kernel; 4] = [Kernel::Avx512, Kernel::Avx2, Kernel::Neon, Kernel::Scalar];
+
+    /// Whether this CPU can run the kernel. Detection is cached by the
+    /// standard library; the answer depends only on the hardware.
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            Kernel::Avx2 => simd::avx2_available(),
+            Kernel::Avx512 => simd::avx512_available(),
+            Kernel::Neon => simd::neon_available(),
+        }
+    }
+
+    /// The most preferred kernel this CPU can run.
+    pub fn best() -> Kernel {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.is_available())
+            .unwrap_or(Kernel::Scalar)
+    }
+
+    /// The kernels this CPU can run, most preferred first.
+    pub fn available() -> Vec<Kernel> {
+        Self::ALL.into_iter().filter(|k| k.is_available()).collect()
+    }
+
+    /// A short lowercase name (`scalar`, `avx2`, `avx512`, `neon`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+            Kernel::Neon => "neon",
+        }
+    }
+
+    /// Dot product of two equal-length slices (the shorter length is used).
+    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Kernel::Avx2 => simd::avx2::dot(a, b),
+            Kernel::Avx512 => simd::avx512::dot(a, b),
+            Kernel::Neon => simd::neon::dot(a, b),
+            Kernel::Scalar => generic::dot::<false>(a, b),
+        }
+    }
+
+    /// For each of the `best.len()` query rows of `query` (row width `dim`),
+    /// raises `best[q]` to the largest dot product with any row of `doc`.
+    ///
+    /// Used for exact MaxSim: start `best` at `-inf`, feed every document
+    /// token block, and sum `best`.
+    pub fn max_dots(self, query: &[f32], doc: &[f32], dim: usize, best: &mut [f32]) {
+        if dim == 0 {
+            return;
+        }
+        match self {
+            Kernel::Avx2 => simd::avx2::max_dots(query, doc, dim, best),
+            Kernel::Avx512 => simd::avx512::max_dots(query, doc, dim, best),
+            Kernel::Neon => simd::neon::max_dots(query, doc, dim, best),
+            Kernel::Scalar => generic::max_dots::<false>(query, doc, dim, best),
+        }
+    }
+
+    /// Element-wise `acc[i] = max(acc[i], row[i])` over the common length.
+    pub fn max_into(self, acc: &mut [f32], row: &[f32]) {
+        match self {
+            Kernel::Avx2 => simd::avx2::max_into(acc, row),
+            Kernel::Avx512 => simd::avx512::max_into(acc, row),
+            Kernel::Neon => simd::neon::max_into(acc, row),
+            Kernel::Scalar => generic::max_into(acc, row),
+        }
+    }
+
+    /// Exact MaxSim: `Σ_q max_t q·t` of a query (`nq × dim`) against a
+    /// decompressed document (`n × dim`). An empty document scores 0.
+    pub fn maxsim(self, query: &[f32], doc: &[f32], dim: usize) -> f32 {
+        if dim == 0 || doc.len() < dim {
+            return 0.0;
+        }
+        let nq = query.len() / dim;
+        let mut best = vec![f32::NEG_INFINITY; nq];
+        self.max_dots(query, doc, dim, &mut best);
+        best.iter().sum()
+    }
+}

@@ -1,0 +1,133 @@
+//! Per-ISA wrappers: the code of [`super::generic`], compiled with the
+//! instruction set enabled. This is the only module of the crate with
+//! `unsafe`: calling a `#[target_feature]` function is unsafe, and each call
+//! is guarded by the matching runtime detection (cached by the standard
+//! library), falling back to the scalar code when the feature is missing.
+
+use super::generic;
+
+/// Defines, for one instruction set, `#[target_feature]` copies of the
+/// generic kernels and safe dispatchers that check the CPU first.
+macro_rules! isa {
+    ($modname:ident, $feat:literal, $avail:path) => {
+        pub(super) mod $modname {
+            use super::generic;
+
+            #[target_feature(enable = $feat)]
+            fn dot_tf(a: &[f32], b: &[f32]) -> f32 {
+                generic::dot::<true>(a, b)
+            }
+
+            #[target_feature(enable = $feat)]
+            fn max_dots_tf(query: &[f32], doc: &[f32], dim: usize, best: &mut [f32]) {
+                generic::max_dots::<true>(query, doc, dim, best)
+            }
+
+            #[target_feature(enable = $feat)]
+            fn max_into_tf(acc: &mut [f32], row: &[f32]) {
+                generic::max_into(acc, row)
+            }
+
+            pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+                if $avail() {
+                    // SAFETY: `dot_tf` needs exactly the features `$avail`
+                    // just detected on this CPU.
+                    unsafe { dot_tf(a, b) }
+                } else {
+                    generic::dot::<false>(a, b)
+                }
+            }
+
+            pub(crate) fn max_dots(query: &[f32], doc: &[f32], dim: usize, best: &mut [f32]) {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { max_dots_tf(query, doc, dim, best) }
+                } else {
+                    generic::max_dots::<false>(query, doc, dim, best)
+                }
+            }
+
+            pub(crate) fn max_into(acc: &mut [f32], row: &[f32]) {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { max_into_tf(acc, row) }
+                } else {
+                    generic::max_into(acc, row)
+                }
+            }
+        }
+    };
+}
+
+/// Whether AVX2 and FMA are available.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn avx2_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Whether AVX-512 F/BW/VL/DQ and FMA are available.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn avx512_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Whether NEON is available.
+#[cfg(target_arch = "aarch64")]
+pub(super) fn neon_available() -> bool {
+    std::arch::is_aarch64_feature_detected!("neon")
+}
+
+#[cfg(target_arch = "x86_64")]
+isa!(avx2, "avx2,fma", super::avx2_available);
+#[cfg(target_arch = "x86_64")]
+isa!(
+    avx512,
+    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
+    super::avx512_available
+);
+#[cfg(target_arch = "aarch64")]
+isa!(neon, "neon", super::neon_available);
+
+/// Stand-ins on other architectures: never available, scalar code if called.
+#[cfg(not(target_arch = "x86_64"))]
+mod absent_x86 {
+    pub(in super::super) fn avx2_available() -> bool {
+        false
+    }
+    pub(in super::super) fn avx512_available() -> bool {
+        false
+    }
+}
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) use absent_x86::{avx2_available, avx512_available};
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) use scalar as avx2;
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) use scalar as avx512;
+
+#[cfg(not(target_arch = "aarch64"))]
+pub(super) fn neon_available() -> bool {
+    false
+}
+#[cfg(not(target_arch = "aarch64"))]
+pub(super) use scalar as neon;
+
+/// The scalar kernels under the same names, for unavailable instruction sets.
+#[allow(dead_code)] // Only used on architectures that lack an ISA above.
+pub(super) mod scalar {
+    use super::generic;
+
+    pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+        generic::dot::<false>(a, b)
+    }
+    pub(crate) fn max_dots(query: &[f32], doc: &[f32], dim: usize, best: &mut [f32]) {
+        generic::max_dots::<false>(query, doc, dim, best)
+    }
+    pub(crate) fn max_into(acc: &mut [f32], row: &[f32]) {
+        generic::max_into(acc, row)
+    }
+}

@@ -1,0 +1,85 @@
+//! Every kernel this CPU supports against the f64 reference.
+#![allow(clippy::unwrap_used)]
+
+use plaid_search::{Kernel, reference};
+use proptest::prelude::*;
+
+fn check_maxsim(kernel: Kernel, query: &[f32], doc: &[f32], dim: usize) {
+    let got = f64::from(kernel.maxsim(query, doc, dim));
+    let want = reference::maxsim(query, doc, dim);
+    let bound = reference::maxsim_error_bound(query, doc, dim);
+    // The f32 result is also rounded once more when stored: add half an ulp.
+    let slack = bound + want.abs() * f64::from(f32::EPSILON);
+    assert!(
+        (got - want).abs() <= slack,
+        "{kernel:?}: got {got}, want {want}, bound {slack}"
+    );
+}
+
+#[test]
+fn matches_reference_on_hand_picked_shapes() {
+    for kernel in Kernel::available() {
+        for &(nq, n, dim) in &[
+            (1, 1, 1),
+            (1, 1, 16),
+            (3, 5, 17),
+            (32, 60, 128),
+            (2, 1, 31),
+            (5, 7, 64),
+        ] {
+            let q: Vec<f32> = (0..nq * dim)
+                .map(|i| ((i * 7 + 3) as f32 * 0.37).sin())
+                .collect();
+            let d: Vec<f32> = (0..n * dim)
+                .map(|i| ((i * 5 + 1) as f32 * 0.11).cos())
+                .collect();
+            check_maxsim(kernel, &q, &d, dim);
+        }
+        assert_eq!(kernel.maxsim(&[1.0, 2.0], &[], 2), 0.0);
+    }
+}
+
+#[test]
+fn max_into_matches_reference() {
+    for kernel in Kernel::available() {
+        for len in [0usize, 1, 15, 16, 17, 33, 64] {
+            let mut acc: Vec<f32> = (0..len).map(|i| (i as f32 * 0.3).sin()).collect();
+            let row: Vec<f32> = (0..len).map(|i| (i as f32 * 0.7).cos()).collect();
+            let want: Vec<f32> = acc.iter().zip(&row).map(|(a, b)| a.max(*b)).collect();
+            kernel.max_into(&mut acc, &row);
+            assert_eq!(acc, want, "{kernel:?} len {len}");
+        }
+        // NaN never wins.
+        let mut acc = vec![1.0f32];
+        kernel.max_into(&mut acc, &[f32::NAN]);
+        assert_eq!(acc, vec![1.0]);
+    }
+}
+
+proptest! {
+    #[test]
+    fn matches_reference_on_random_shapes(
+        nq in 1usize..9,
+        n in 0usize..12,
+        dim in 1usize..70,
+        seed in any::<u64>(),
+    ) {
+        let mut x = seed | 1;
+        let mut next = || {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        };
+        let q: Vec<f32> = (0..nq * dim).map(|_| next()).collect();
+        let d: Vec<f32> = (0..n * dim).map(|_| next()).collect();
+        for kernel in Kernel::available() {
+            check_maxsim(kernel, &q, &d, dim);
+            let got = f64::from(kernel.dot(&q[..dim], &q[..dim]));
+            let want = reference::dot(&q[..dim], &q[..dim]);
+            // q·q: every term is non-negative, so Σ|x_i y_i| = want and the
+            // Higham bound is γ_dim·want, plus the final rounding to f32.
+            let u = f64::from(f32::EPSILON) / 2.0;
+            let gamma = dim as f64 * u / (1.0 - dim as f64 * u);
+            prop_assert!((got - want).abs() <= gamma * want + 2.0 * u * want);
+        }
+    }
+}
