@@ -1,2 +1,39 @@
-//! Project automation (`cargo xtask <task>`).
-fn main() {}
+//! Project automation: `cargo xtask <task>`.
+//!
+//! - `ci`: everything CI checks; if it passes locally, CI is green.
+//! - `bench`: the end-to-end benchmark against next-plaid (see `bench.rs`).
+//!
+//! xtask only orchestrates: it runs `$CARGO` so timed code is built with the
+//! release profile, never with xtask's own debug build.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
+
+mod ci;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match task.as_str() {
+        "ci" => ci::run(&rest),
+        "" | "help" | "--help" | "-h" => {
+            println!(
+                "usage: cargo xtask <ci>\n\n  ci    fmt, clippy, tests, docs, benches compiled; prints a summary"
+            );
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}; try `cargo xtask help`"),
+    }
+}
+
+/// The cargo that invoked us (or `cargo`).
+pub(crate) fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+/// The workspace root (xtask's parent directory).
+pub(crate) fn root() -> std::path::PathBuf {
+    let here = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(|p| p.to_path_buf()).unwrap_or(here)
+}

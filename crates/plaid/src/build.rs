@@ -1,0 +1,164 @@
+//! Building a new index: sample, train the codebook, encode, write.
+
+use crate::docs::FlatDocs;
+use crate::{Error, IndexConfig};
+use plaid_codec::Codebook;
+use plaid_codec::types::EmbeddingsView;
+use plaid_kmeans::{KMeansConfig, heuristics};
+use plaid_storage::layout::{CodesBuf, SegmentData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// The stage a long operation has reached, for progress reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Validating and copying the input.
+    Reading,
+    /// Training centroids with k-means.
+    Kmeans,
+    /// Training the residual quantiser.
+    Codec,
+    /// Assigning codes and packing residuals (`done`/`total` in tokens).
+    Encoding,
+    /// Writing files.
+    Writing,
+}
+
+/// A progress event: `done` of `total` units of `stage`.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// The stage.
+    pub stage: Stage,
+    /// Units done.
+    pub done: u64,
+    /// Units in the stage.
+    pub total: u64,
+}
+
+/// Rows per encoding chunk: bounds the working memory of code assignment and
+/// gives progress events at a useful rate.
+const ENCODE_CHUNK_TOKENS: usize = 1 << 16;
+
+/// Largest held-out set for codec training (next-plaid's cap).
+const MAX_HELDOUT_TOKENS: usize = 50_000;
+
+/// Trains a codebook and encodes every document into one segment.
+pub(crate) fn build_segment(
+    docs: &FlatDocs<'_>,
+    config: &IndexConfig,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Codebook, SegmentData), Error> {
+    let nbits = config.validate()?;
+    let n = docs.num_docs();
+    let dim = docs.dim;
+    let total_tokens = docs.num_tokens();
+
+    // Document sample for k-means, then held-out documents for the codec.
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    let n_sample = config
+        .sample_docs
+        .unwrap_or_else(|| heuristics::kmeans_sample_docs(n))
+        .clamp(1, n);
+    let (sample_docs, rest) = order.split_at(n_sample);
+    let mut sample = Vec::new();
+    for &d in sample_docs {
+        sample.extend_from_slice(docs.doc(d));
+    }
+    let sample_tokens = sample.len() / dim;
+    let k = match config.num_centroids {
+        Some(k) => k,
+        None => {
+            let est = sample_tokens as f64 / n_sample as f64 * n as f64;
+            heuristics::num_partitions(est)
+        }
+    }
+    .min(sample_tokens)
+    .max(1);
+
+    progress(Progress {
+        stage: Stage::Kmeans,
+        done: 0,
+        total: config.kmeans_iters as u64,
+    });
+    let mut km = KMeansConfig::new(k);
+    km.max_iters = config.kmeans_iters;
+    km.seed = config.seed;
+    km.max_points_per_centroid = config.max_points_per_centroid;
+    let centroids = plaid_kmeans::fit(&sample, dim, &km)?.into_centroids();
+    drop(sample);
+    progress(Progress {
+        stage: Stage::Kmeans,
+        done: config.kmeans_iters as u64,
+        total: config.kmeans_iters as u64,
+    });
+
+    // Held-out tokens: from documents outside the k-means sample when there
+    // are any (an honest estimate of the residuals of unseen documents),
+    // otherwise from the sample walked backwards.
+    progress(Progress {
+        stage: Stage::Codec,
+        done: 0,
+        total: 1,
+    });
+    let heldout_target = ((total_tokens as f64 * 0.05) as usize).clamp(1, MAX_HELDOUT_TOKENS);
+    let mut heldout = Vec::with_capacity(heldout_target * dim);
+    let pool: Vec<usize> = if rest.is_empty() {
+        sample_docs.iter().rev().copied().collect()
+    } else {
+        rest.iter()
+            .copied()
+            .chain(sample_docs.iter().rev().copied())
+            .collect()
+    };
+    for d in pool {
+        if heldout.len() >= heldout_target * dim {
+            break;
+        }
+        let need = heldout_target * dim - heldout.len();
+        let doc = docs.doc(d);
+        heldout.extend_from_slice(&doc[..need.min(doc.len())]);
+    }
+    let heldout_view = EmbeddingsView::try_new(&heldout, dim).map_err(|_| Error::NoDocuments)?;
+    let codebook = Codebook::train(centroids, dim, heldout_view, nbits, config.quantizer)?;
+    drop(heldout);
+    progress(Progress {
+        stage: Stage::Codec,
+        done: 1,
+        total: 1,
+    });
+
+    // Encode in chunks so progress is visible and memory stays bounded.
+    let packed_len = nbits.packed_len(dim);
+    let mut codes = Vec::with_capacity(total_tokens);
+    let mut residuals = Vec::with_capacity(total_tokens * packed_len);
+    let mut done = 0usize;
+    while done < total_tokens {
+        let end = (done + ENCODE_CHUNK_TOKENS).min(total_tokens);
+        let view = EmbeddingsView::try_new(&docs.data[done * dim..end * dim], dim)
+            .map_err(|_| Error::NoDocuments)?;
+        let c = codebook.compress(view)?;
+        codes.extend_from_slice(&c.codes);
+        residuals.extend_from_slice(&c.residuals);
+        done = end;
+        progress(Progress {
+            stage: Stage::Encoding,
+            done: done as u64,
+            total: total_tokens as u64,
+        });
+    }
+    let kc = codebook.num_centroids();
+    let (ivf_lengths, ivf) = SegmentData::build_ivf(&docs.lens, &codes, kc);
+    let segment = SegmentData {
+        doc_ids: (0..n as u32).collect(),
+        doclens: docs.lens.clone(),
+        codes: CodesBuf::for_codebook(codes, kc),
+        residuals,
+        ivf_lengths,
+        ivf,
+    };
+    Ok((codebook, segment))
+}

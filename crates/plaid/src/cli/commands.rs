@@ -1,0 +1,306 @@
+//! The commands: each turns typed arguments into library calls and prints.
+
+use super::flags::{Command, DemoArgs, IndexArgs, InfoArgs, SearchArgs};
+use super::io::{dir_bytes, peak_rss_kb, read_lengths, read_matrix, write_array};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::ArrayView2;
+use plaid::{Documents, Hits, Index, IndexConfig, Progress, QuantizerKind, SearchParams, Stage};
+use serde_json::json;
+use std::time::Instant;
+
+pub(crate) fn dispatch(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Index(a) => index(a),
+        Command::Search(a) => search(a),
+        Command::Info(a) => info(a),
+        Command::Demo(a) => demo(a),
+    }
+}
+
+/// A progress callback that draws one bar per stage on stderr (hidden when
+/// stderr is not a terminal).
+fn progress_bar() -> impl FnMut(Progress) {
+    let bar = ProgressBar::new(1);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {msg:<10} [{bar:30}] {pos}/{len} {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let mut last: Option<Stage> = None;
+    move |p: Progress| {
+        if last != Some(p.stage) {
+            bar.reset();
+            bar.set_message(format!("{:?}", p.stage).to_lowercase());
+            last = Some(p.stage);
+        }
+        bar.set_length(p.total.max(1));
+        bar.set_position(p.done);
+        if p.stage == Stage::Writing && p.done == p.total {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn quantizer(name: &str) -> Result<QuantizerKind> {
+    match name {
+        "per-dim" => Ok(QuantizerKind::PerDim),
+        "global" => Ok(QuantizerKind::Global),
+        other => bail!("unknown quantizer {other:?} (expected per-dim or global)"),
+    }
+}
+
+fn index(a: IndexArgs) -> Result<()> {
+    let start = Instant::now();
+    let (data, dim) = read_matrix(&a.embeddings)?;
+    let lens = read_lengths(&a.doclens)?;
+    let mut config = IndexConfig::default()
+        .nbits(a.nbits)
+        .seed(a.seed)
+        .num_centroids(a.num_centroids);
+    config.quantizer = quantizer(&a.quantizer)?;
+    let docs = Documents::Flat {
+        data: &data,
+        dim,
+        lens: &lens,
+    };
+    let mut bar = progress_bar();
+    let index = Index::create_with_progress(docs, &a.dir, &config, &mut bar)?;
+    let build_s = start.elapsed().as_secs_f64();
+    let bytes = dir_bytes(&a.dir)?;
+    let summary = json!({
+        "build_s": build_s,
+        "num_docs": index.num_docs(),
+        "num_tokens": index.num_tokens(),
+        "num_centroids": index.num_centroids(),
+        "nbits": index.nbits(),
+        "index_bytes": bytes,
+        "peak_rss_kb": peak_rss_kb(),
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "indexed {} documents ({} tokens, {} centroids) into {} in {:.2} s, {} bytes",
+            index.num_docs(),
+            index.num_tokens(),
+            index.num_centroids(),
+            a.dir.display(),
+            build_s,
+            bytes
+        );
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn search(a: SearchArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let index = Index::open(&a.dir)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let (qdata, dim) = read_matrix(&a.queries)?;
+    let qlens = read_lengths(&a.query_lens)?;
+    let total: usize = qlens.iter().sum();
+    if total * dim != qdata.len() {
+        bail!(
+            "query lengths add up to {total} rows but {} has {}",
+            a.queries.display(),
+            qdata.len() / dim.max(1)
+        );
+    }
+    let mut views = Vec::with_capacity(qlens.len());
+    let mut off = 0;
+    for (i, &l) in qlens.iter().enumerate() {
+        let v = ArrayView2::from_shape((l, dim), &qdata[off * dim..(off + l) * dim])
+            .with_context(|| format!("query {i}"))?;
+        views.push(v);
+        off += l;
+    }
+    let params = SearchParams::with_k(a.k)
+        .n_probe(a.n_probe)
+        .n_full_scores(a.n_full_scores)
+        .centroid_score_threshold(a.centroid_score_threshold);
+    let run_one = |q: &ArrayView2<'_, f32>| -> Result<Hits> {
+        if a.exhaustive {
+            Ok(index.exhaustive(q.view(), a.k)?)
+        } else {
+            Ok(index.search(q.view(), &params)?)
+        }
+    };
+    // Warm-up pass (also the results we write).
+    let mut results = Vec::with_capacity(views.len());
+    for (i, q) in views.iter().enumerate() {
+        results.push(run_one(q).with_context(|| format!("query {i}"))?);
+    }
+    let mut latencies = Vec::with_capacity(views.len() * a.repeats.max(1));
+    let mut pass_qps = Vec::new();
+    for _ in 0..a.repeats.max(1) {
+        let pass = Instant::now();
+        for q in &views {
+            let t = Instant::now();
+            run_one(q)?;
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        pass_qps.push(views.len() as f64 / pass.elapsed().as_secs_f64());
+    }
+    pass_qps.sort_by(f64::total_cmp);
+    let qps = pass_qps[pass_qps.len() / 2];
+    latencies.sort_by(f64::total_cmp);
+    let mut batch_qps = None;
+    if a.batch && !a.exhaustive {
+        let mut passes = Vec::new();
+        for _ in 0..a.repeats.max(1) {
+            let t = Instant::now();
+            let batch = index.search_batch(&views, &params)?;
+            passes.push(views.len() as f64 / t.elapsed().as_secs_f64());
+            if batch != results {
+                bail!("batch results differ from one-at-a-time results");
+            }
+        }
+        passes.sort_by(f64::total_cmp);
+        batch_qps = Some(passes[passes.len() / 2]);
+    }
+    let k = a.k;
+    if let Some(path) = &a.output {
+        let mut ids = vec![-1i64; results.len() * k];
+        for (r, hits) in results.iter().enumerate() {
+            for (j, id) in hits.ids.iter().enumerate().take(k) {
+                ids[r * k + j] = i64::from(id.as_u32());
+            }
+        }
+        write_array(path, &[results.len(), k], &ids)?;
+    }
+    if let Some(path) = &a.scores {
+        let mut scores = vec![f32::NEG_INFINITY; results.len() * k];
+        for (r, hits) in results.iter().enumerate() {
+            for (j, s) in hits.scores.iter().enumerate().take(k) {
+                scores[r * k + j] = *s;
+            }
+        }
+        write_array(path, &[results.len(), k], &scores)?;
+    }
+    let summary = json!({
+        "num_queries": views.len(),
+        "k": k,
+        "threads": rayon::current_num_threads(),
+        "load_s": load_s,
+        "qps": qps,
+        "p50_ms": percentile(&latencies, 0.50),
+        "p95_ms": percentile(&latencies, 0.95),
+        "p99_ms": percentile(&latencies, 0.99),
+        "batch_qps": batch_qps,
+        "exhaustive": a.exhaustive,
+        "kernel": index.searcher()?.kernel().name(),
+        "peak_rss_kb": peak_rss_kb(),
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{} queries, k = {k}: {:.1} qps, p50 {:.3} ms, p99 {:.3} ms",
+            views.len(),
+            qps,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+    }
+    Ok(())
+}
+
+fn info(a: InfoArgs) -> Result<()> {
+    let index = Index::open(&a.dir)?;
+    let bytes = dir_bytes(&a.dir)?;
+    let summary = json!({
+        "num_docs": index.num_docs(),
+        "num_tokens": index.num_tokens(),
+        "num_centroids": index.num_centroids(),
+        "dim": index.dim(),
+        "nbits": index.nbits(),
+        "quantizer": format!("{:?}", index.codebook().quantizer().kind()).to_lowercase(),
+        "index_bytes": bytes,
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}
+
+fn demo(a: DemoArgs) -> Result<()> {
+    use plaid::synth;
+    let dir = std::env::temp_dir().join(format!("plaid-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let corpus = synth::corpus(&synth::SynthConfig::new(a.docs));
+    let (qrows, qlens, src) = synth::queries(&corpus, 100, 16, 11);
+    let t = Instant::now();
+    let docs = Documents::Flat {
+        data: &corpus.embeddings,
+        dim: corpus.dim,
+        lens: &corpus.doclens,
+    };
+    let mut bar = progress_bar();
+    let index = Index::create_with_progress(docs, &dir, &IndexConfig::default(), &mut bar)?;
+    let build_s = t.elapsed().as_secs_f64();
+    if !a.json {
+        println!(
+            "built an index of {} generated documents ({} tokens, {} centroids) in {:.2} s",
+            index.num_docs(),
+            index.num_tokens(),
+            index.num_centroids(),
+            build_s
+        );
+    }
+    let params = SearchParams::with_k(10);
+    let (mut overlap, mut found_src, mut off) = (0usize, 0usize, 0usize);
+    let t = Instant::now();
+    for (i, &l) in qlens.iter().enumerate() {
+        let q = ArrayView2::from_shape(
+            (l, corpus.dim),
+            &qrows[off * corpus.dim..(off + l) * corpus.dim],
+        )?;
+        off += l;
+        let hits = index.search(q.view(), &params)?;
+        let exact = index.exhaustive(q.view(), 10)?;
+        overlap += hits.ids.iter().filter(|d| exact.ids.contains(d)).count();
+        if hits.ids.first().map(|d| d.as_usize()) == Some(src[i]) {
+            found_src += 1;
+        }
+        if i < 3 && !a.json {
+            let top: Vec<String> = hits
+                .ids
+                .iter()
+                .zip(&hits.scores)
+                .take(3)
+                .map(|(d, s)| format!("{d} ({s:.3})"))
+                .collect();
+            println!("query {i} (from document {}): {}", src[i], top.join(", "));
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let recall = overlap as f64 / (qlens.len() * 10) as f64;
+    let _ = std::fs::remove_dir_all(&dir);
+    if a.json {
+        println!(
+            "{}",
+            json!({"num_docs": a.docs, "build_s": build_s, "recall_at_10_vs_exhaustive": recall,
+                   "source_doc_at_1": found_src as f64 / qlens.len() as f64})
+        );
+    } else {
+        println!(
+            "{} queries: recall@10 against exhaustive MaxSim {:.3}; source document ranked first for {:.1}% ({:.1} ms per query incl. exhaustive)",
+            qlens.len(),
+            recall,
+            100.0 * found_src as f64 / qlens.len() as f64,
+            secs * 1e3 / qlens.len() as f64
+        );
+    }
+    Ok(())
+}

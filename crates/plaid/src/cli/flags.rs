@@ -1,0 +1,132 @@
+//! Flag definitions. Names are stable: scripts depend on them.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Multi-vector (ColBERT/PLAID) search.
+#[derive(Debug, Parser)]
+#[command(name = "plaid", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Build an index from token embeddings.
+    Index(IndexArgs),
+    /// Search an index with query embeddings.
+    Search(SearchArgs),
+    /// Describe an index.
+    Info(InfoArgs),
+    /// Build and search an index of generated sample data.
+    Demo(DemoArgs),
+}
+
+impl Command {
+    pub(crate) fn threads(&self) -> Option<usize> {
+        match self {
+            Command::Index(a) => a.threads,
+            Command::Search(a) => a.threads,
+            Command::Demo(a) => a.threads,
+            Command::Info(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct IndexArgs {
+    /// Directory to create (must not exist or be empty).
+    pub(crate) dir: PathBuf,
+    /// float16 or float32 `[T, D]` npy: documents' tokens concatenated.
+    #[arg(long)]
+    pub(crate) embeddings: PathBuf,
+    /// int32 or int64 `[N]` npy: tokens per document.
+    #[arg(long)]
+    pub(crate) doclens: PathBuf,
+    /// Residual bits per dimension (1, 2 or 4).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) nbits: u8,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Number of centroids (default: 2^floor(log2(16·sqrt(T)))).
+    #[arg(long)]
+    pub(crate) num_centroids: Option<usize>,
+    /// Residual quantiser: `per-dim` (default) or `global` (next-plaid's).
+    #[arg(long, default_value = "per-dim")]
+    pub(crate) quantizer: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SearchArgs {
+    /// Index directory.
+    pub(crate) dir: PathBuf,
+    /// float16 or float32 `[sum(query_lens), D]` npy.
+    #[arg(long)]
+    pub(crate) queries: PathBuf,
+    /// int32 or int64 `[Q]` npy: tokens per query.
+    #[arg(long)]
+    pub(crate) query_lens: PathBuf,
+    /// Documents per query.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) k: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Write int64 `[Q, k]` ids here (-1 where fewer than k).
+    #[arg(long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Write float32 `[Q, k]` scores here.
+    #[arg(long)]
+    pub(crate) scores: Option<PathBuf>,
+    /// Also time the batch API.
+    #[arg(long)]
+    pub(crate) batch: bool,
+    /// Exact MaxSim over every document (the index's quality ceiling).
+    #[arg(long)]
+    pub(crate) exhaustive: bool,
+    /// Timed passes over the queries (the median pass gives qps).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) repeats: usize,
+    /// Centroids probed per query token.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) n_probe: usize,
+    /// Candidates kept after approximate scoring (a quarter get exact MaxSim).
+    #[arg(long, default_value_t = 4096)]
+    pub(crate) n_full_scores: usize,
+    /// Drop probed centroids scoring below this for every query token.
+    #[arg(long)]
+    pub(crate) centroid_score_threshold: Option<f32>,
+    /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct InfoArgs {
+    /// Index directory.
+    pub(crate) dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Number of generated documents.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) docs: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

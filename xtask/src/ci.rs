@@ -1,0 +1,102 @@
+//! `cargo xtask ci`: fmt check, clippy with warnings denied, every test
+//! (property tests and the crash test included), tests without default
+//! features, docs with warnings denied, benches compiled. Ends with a summary
+//! of what ran and what was skipped, and why.
+
+use crate::{cargo, root};
+use anyhow::{Result, bail};
+use std::process::Command;
+use std::time::Instant;
+
+struct Step {
+    name: &'static str,
+    args: Vec<&'static str>,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+fn step(name: &'static str, args: &[&'static str]) -> Step {
+    Step {
+        name,
+        args: args.to_vec(),
+        env: Vec::new(),
+    }
+}
+
+pub(crate) fn run(_args: &[String]) -> Result<()> {
+    let steps = vec![
+        step("fmt", &["fmt", "--all", "--", "--check"]),
+        step(
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        step("tests", &["test", "--workspace", "--all-targets"]),
+        step("doc tests", &["test", "--workspace", "--doc"]),
+        step(
+            "plaid without default features",
+            &["test", "-p", "plaid", "--no-default-features", "--lib"],
+        ),
+        Step {
+            name: "docs",
+            args: vec!["doc", "--workspace", "--no-deps"],
+            env: vec![("RUSTDOCFLAGS", "-D warnings")],
+        },
+        step("benches compile", &["bench", "--workspace", "--no-run"]),
+    ];
+    let mut summary: Vec<(String, String)> = Vec::new();
+    let mut failed = Vec::new();
+    for s in &steps {
+        let t = Instant::now();
+        eprintln!("==> {} (cargo {})", s.name, s.args.join(" "));
+        let mut cmd = Command::new(cargo());
+        cmd.args(&s.args).current_dir(root());
+        for (k, v) in &s.env {
+            cmd.env(k, v);
+        }
+        let ok = cmd.status()?.success();
+        let secs = t.elapsed().as_secs_f64();
+        summary.push((
+            s.name.to_string(),
+            format!("{} in {secs:.0} s", if ok { "ok" } else { "FAILED" }),
+        ));
+        if !ok {
+            failed.push(s.name);
+        }
+    }
+    // What we cannot run here, and why.
+    let has_miri = Command::new(cargo())
+        .args(["miri", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    summary.push((
+        "miri".into(),
+        if has_miri {
+            "skipped: run `cargo miri test -p plaid-codec` by hand (slow)".into()
+        } else {
+            "skipped: cargo-miri is not installed on this machine".into()
+        },
+    ));
+    summary.push((
+        "msrv build".into(),
+        "skipped: only the machine's toolchain is available; rust-version is declared in Cargo.toml".into(),
+    ));
+    summary.push((
+        "gpu tests".into(),
+        "skipped: plaid-cuda has no kernels yet (the GPU issue adds them)".into(),
+    ));
+    eprintln!("\nsummary:");
+    for (name, result) in &summary {
+        eprintln!("  {name:<34} {result}");
+    }
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
