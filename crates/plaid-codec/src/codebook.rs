@@ -294,11 +294,32 @@ impl Codebook {
     pub fn decompress_into(&self, code: u32, packed: &[u8], out: &mut [f32]) -> Result<(), Error> {
         let c = centroid_row(&self.centroids, self.dim, code, 0)?;
         self.quantizer.try_decode_row(packed, out)?;
-        let mut sq = 0.0f32;
-        for (o, &c) in out.iter_mut().zip(c) {
-            *o += c;
-            sq += *o * *o;
+        // Add the centroid and accumulate the squared norm in 16 independent
+        // lanes so the compiler vectorises the loop (a single running sum
+        // would serialise it); the lanes are then summed pairwise.
+        const LANES: usize = 16;
+        let mut acc = [0.0f32; LANES];
+        let mut oc = out.chunks_exact_mut(LANES);
+        let mut cc = c.chunks_exact(LANES);
+        for (o, c) in (&mut oc).zip(&mut cc) {
+            for l in 0..LANES {
+                o[l] += c[l];
+                acc[l] += o[l] * o[l];
+            }
         }
+        let mut tail = 0.0f32;
+        for (o, &c) in oc.into_remainder().iter_mut().zip(cc.remainder()) {
+            *o += c;
+            tail += *o * *o;
+        }
+        let mut width = LANES / 2;
+        while width > 0 {
+            for l in 0..width {
+                acc[l] += acc[l + width];
+            }
+            width /= 2;
+        }
+        let sq = acc[0] + tail;
         let inv = 1.0 / sq.sqrt().max(1e-12);
         for o in out.iter_mut() {
             *o *= inv;
