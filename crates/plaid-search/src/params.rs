@@ -27,7 +27,7 @@ impl Default for SearchParams {
             k: 10,
             n_probe: 8,
             centroid_score_threshold: None,
-            n_full_scores: 4096,
+            n_full_scores: 8192,
         }
     }
 }

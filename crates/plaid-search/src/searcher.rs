@@ -5,6 +5,8 @@ use crate::kernels::Kernel;
 use crate::reference::rank_order;
 use crate::view::SegmentView;
 use crate::{Error, SearchParams};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 use plaid_codec::Codebook;
 use plaid_codec::types::{DocId, EmbeddingsView};
 use rayon::prelude::*;
@@ -25,6 +27,18 @@ struct Cand {
     id: u32,
     segment: u32,
     local: u32,
+}
+
+/// Tokens per exact-scoring group: large enough for an efficient GEMM, small
+/// enough that the group's decompressed vectors (`tokens × dim` floats) and
+/// scores stay in L2 cache.
+const EXACT_GROUP_TOKENS: usize = 1024;
+
+/// Reused buffers of the exact stage.
+struct ExactScratch {
+    x: Vec<f32>,
+    scores: Vec<f32>,
+    acc: Vec<f32>,
 }
 
 /// Minimum items per rayon task in the per-document stages, so that small
@@ -283,8 +297,79 @@ impl<'a> Searcher<'a> {
             )
     }
 
+    /// Exact MaxSim of one group of candidates (see [`Self::exact_and_rank`]).
+    fn exact_group(
+        &self,
+        q: &[f32],
+        nq: usize,
+        dim: usize,
+        kernel: Kernel,
+        scratch: &mut ExactScratch,
+        group: &mut [Cand],
+    ) -> Result<(), Error> {
+        let total: usize = group
+            .iter()
+            .map(|c| {
+                self.segments[c.segment as usize]
+                    .token_range(c.local as usize)
+                    .len()
+            })
+            .sum();
+        scratch.x.resize(total * dim, 0.0);
+        let mut rows = scratch.x.chunks_exact_mut(dim);
+        for cand in group.iter() {
+            let seg = &self.segments[cand.segment as usize];
+            for t in seg.token_range(cand.local as usize) {
+                let code = seg.codes.get(t).unwrap_or(u32::MAX);
+                let Some(row) = rows.next() else {
+                    unreachable!("rows were sized to the group's token count");
+                };
+                self.codebook
+                    .decompress_into(code, seg.residual(t), row)
+                    .map_err(|e| match e {
+                        plaid_codec::Error::CodeOutOfRange { .. } => Error::CodeOutOfRange {
+                            segment: cand.segment as usize,
+                            token: t,
+                            code,
+                            num_centroids: self.codebook.num_centroids(),
+                        },
+                        other => Error::Codec(other),
+                    })?;
+            }
+        }
+        // scores[t * nq + j] = x_t · q_j
+        scratch.scores.resize(total * nq, 0.0);
+        if total > 0 {
+            let xm = MatRef::from_row_major_slice(&scratch.x, total, dim);
+            let qm = MatRef::from_row_major_slice(q, nq, dim);
+            let dst = MatMut::from_row_major_slice_mut(&mut scratch.scores, total, nq);
+            matmul(dst, Accum::Replace, xm, qm.transpose(), 1.0f32, Par::Seq);
+        }
+        let mut row = 0usize;
+        for cand in group.iter_mut() {
+            let n = self.segments[cand.segment as usize]
+                .token_range(cand.local as usize)
+                .len();
+            scratch.acc.fill(f32::NEG_INFINITY);
+            kernel.max_rows_into(&mut scratch.acc, &scratch.scores[row * nq..(row + n) * nq]);
+            row += n;
+            cand.score = if n == 0 {
+                0.0
+            } else {
+                scratch.acc.iter().sum()
+            };
+        }
+        Ok(())
+    }
+
     /// Exact MaxSim of each candidate over its decompressed tokens, then the
     /// top `k` by [`rank_order`].
+    ///
+    /// Candidates are scored in groups of about [`EXACT_GROUP_TOKENS`]
+    /// tokens: the group's tokens are decompressed into one matrix `X` and
+    /// `X·Qᵀ` is one GEMM, so the multiply runs at GEMM speed instead of one
+    /// dot product per (query token, document token) pair. Each document's
+    /// score depends only on its own rows, whatever group it lands in.
     fn exact_and_rank(
         &self,
         query: EmbeddingsView<'_>,
@@ -292,32 +377,39 @@ impl<'a> Searcher<'a> {
         k: usize,
     ) -> Result<Hits, Error> {
         let dim = self.codebook.dim();
+        let nq = query.num_rows();
         let kernel = self.kernel;
         let q = query.as_slice();
-        cands
-            .par_iter_mut()
-            .with_min_len(PAR_MIN_DOCS)
-            .try_for_each_init(Vec::new, |buf: &mut Vec<f32>, cand| {
-                let seg = &self.segments[cand.segment as usize];
-                let range = seg.token_range(cand.local as usize);
-                buf.resize(range.len() * dim, 0.0);
-                for (row, t) in buf.chunks_exact_mut(dim).zip(range) {
-                    let code = seg.codes.get(t).unwrap_or(u32::MAX);
-                    self.codebook
-                        .decompress_into(code, seg.residual(t), row)
-                        .map_err(|e| match e {
-                            plaid_codec::Error::CodeOutOfRange { .. } => Error::CodeOutOfRange {
-                                segment: cand.segment as usize,
-                                token: t,
-                                code,
-                                num_centroids: self.codebook.num_centroids(),
-                            },
-                            other => Error::Codec(other),
-                        })?;
-                }
-                cand.score = kernel.maxsim(q, buf, dim);
-                Ok::<(), Error>(())
-            })?;
+        // Split the candidates into groups of roughly equal token counts.
+        let mut bounds = vec![0usize];
+        let mut tokens = 0usize;
+        for (i, c) in cands.iter().enumerate() {
+            tokens += self.segments[c.segment as usize]
+                .token_range(c.local as usize)
+                .len();
+            if tokens >= EXACT_GROUP_TOKENS {
+                bounds.push(i + 1);
+                tokens = 0;
+            }
+        }
+        if *bounds.last().unwrap_or(&0) != cands.len() {
+            bounds.push(cands.len());
+        }
+        let mut groups: Vec<&mut [Cand]> = Vec::with_capacity(bounds.len());
+        let mut rest: &mut [Cand] = &mut cands;
+        for w in bounds.windows(2) {
+            let (head, tail) = rest.split_at_mut(w[1] - w[0]);
+            groups.push(head);
+            rest = tail;
+        }
+        groups.into_par_iter().try_for_each_init(
+            || ExactScratch {
+                x: Vec::new(),
+                scores: Vec::new(),
+                acc: vec![0.0f32; nq],
+            },
+            |scratch, group| self.exact_group(q, nq, dim, kernel, scratch, group),
+        )?;
         let cmp = |a: &Cand, b: &Cand| rank_order((a.score, a.id), (b.score, b.id));
         if cands.len() > k {
             cands.select_nth_unstable_by(k - 1, cmp);

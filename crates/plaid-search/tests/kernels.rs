@@ -49,6 +49,21 @@ fn max_into_matches_reference() {
             kernel.max_into(&mut acc, &row);
             assert_eq!(acc, want, "{kernel:?} len {len}");
         }
+        // Blocks of rows: the max over rows, for widths not divisible by lanes.
+        for (w, n) in [(1usize, 3usize), (5, 4), (32, 7), (17, 0)] {
+            let rows: Vec<f32> = (0..w * n)
+                .map(|i| ((i * 13 % 7) as f32 * 0.9).sin())
+                .collect();
+            let mut acc = vec![f32::NEG_INFINITY; w];
+            kernel.max_rows_into(&mut acc, &rows);
+            let mut want = vec![f32::NEG_INFINITY; w];
+            for r in rows.chunks_exact(w) {
+                for (a, v) in want.iter_mut().zip(r) {
+                    *a = a.max(*v);
+                }
+            }
+            assert_eq!(acc, want, "{kernel:?} rows {w}x{n}");
+        }
         // NaN never wins.
         let mut acc = vec![1.0f32];
         kernel.max_into(&mut acc, &[f32::NAN]);

@@ -59,3 +59,15 @@ pub(crate) fn max_into(acc: &mut [f32], row: &[f32]) {
         *a = if *r > *a { *r } else { *a };
     }
 }
+
+/// `acc[j] = max(acc[j], rows[t * acc.len() + j])` for every whole row `t`.
+#[inline(always)]
+pub(crate) fn max_rows_into(acc: &mut [f32], rows: &[f32]) {
+    let w = acc.len();
+    if w == 0 {
+        return;
+    }
+    for row in rows.chunks_exact(w) {
+        max_into(acc, row);
+    }
+}

@@ -101,6 +101,18 @@ impl Kernel {
         }
     }
 
+    /// For every whole row of `rows` (rows of `acc.len()` floats),
+    /// `acc[j] = max(acc[j], row[j])`: the max over a document's tokens of a
+    /// token-major score block, in one call.
+    pub fn max_rows_into(self, acc: &mut [f32], rows: &[f32]) {
+        match self {
+            Kernel::Avx2 => simd::avx2::max_rows_into(acc, rows),
+            Kernel::Avx512 => simd::avx512::max_rows_into(acc, rows),
+            Kernel::Neon => simd::neon::max_rows_into(acc, rows),
+            Kernel::Scalar => generic::max_rows_into(acc, rows),
+        }
+    }
+
     /// Exact MaxSim: `Σ_q max_t q·t` of a query (`nq × dim`) against a
     /// decompressed document (`n × dim`). An empty document scores 0.
     pub fn maxsim(self, query: &[f32], doc: &[f32], dim: usize) -> f32 {

@@ -28,6 +28,20 @@ macro_rules! isa {
                 generic::max_into(acc, row)
             }
 
+            #[target_feature(enable = $feat)]
+            fn max_rows_into_tf(acc: &mut [f32], rows: &[f32]) {
+                generic::max_rows_into(acc, rows)
+            }
+
+            pub(crate) fn max_rows_into(acc: &mut [f32], rows: &[f32]) {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { max_rows_into_tf(acc, rows) }
+                } else {
+                    generic::max_rows_into(acc, rows)
+                }
+            }
+
             pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
                 if $avail() {
                     // SAFETY: `dot_tf` needs exactly the features `$avail`
@@ -129,5 +143,8 @@ pub(super) mod scalar {
     }
     pub(crate) fn max_into(acc: &mut [f32], row: &[f32]) {
         generic::max_into(acc, row)
+    }
+    pub(crate) fn max_rows_into(acc: &mut [f32], rows: &[f32]) {
+        generic::max_rows_into(acc, rows)
     }
 }

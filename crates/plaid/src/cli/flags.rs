@@ -99,7 +99,7 @@ pub(crate) struct SearchArgs {
     #[arg(long, default_value_t = 8)]
     pub(crate) n_probe: usize,
     /// Candidates kept after approximate scoring (a quarter get exact MaxSim).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 8192)]
     pub(crate) n_full_scores: usize,
     /// Drop probed centroids scoring below this for every query token.
     #[arg(long)]
