@@ -11,8 +11,14 @@ use crate::Error;
 pub struct SearchParams {
     /// Number of documents to return.
     pub k: usize,
-    /// Centroids probed per query token.
+    /// Centroids probed per query token when `k ≤ 10`; see
+    /// [`SearchParams::effective_n_probe`] for larger `k`.
     pub n_probe: usize,
+    /// Probe deeper for larger `k` (on by default): the probe budget is
+    /// multiplied by 2 for `10 < k ≤ 100` and by 4 for `k > 100`, as
+    /// ColBERT's searcher scales `ncells` with `k` (1, 2, 4). More results
+    /// need more of the corpus to be reachable.
+    pub scale_probe_with_k: bool,
     /// Drop a probed centroid whose best score over all query tokens is below
     /// this value (PLAID's `t_cs`). `None` keeps every probed centroid.
     pub centroid_score_threshold: Option<f32>,
@@ -26,6 +32,7 @@ impl Default for SearchParams {
         Self {
             k: 10,
             n_probe: 8,
+            scale_probe_with_k: true,
             centroid_score_threshold: None,
             n_full_scores: 8192,
         }
@@ -45,6 +52,24 @@ impl SearchParams {
     pub fn n_probe(mut self, n_probe: usize) -> Self {
         self.n_probe = n_probe;
         self
+    }
+
+    /// Turns the scaling of the probe budget with `k` on or off.
+    pub fn scale_probe_with_k(mut self, on: bool) -> Self {
+        self.scale_probe_with_k = on;
+        self
+    }
+
+    /// Centroids probed per query token for this `k`: `n_probe`, times 2
+    /// when `10 < k ≤ 100` and times 4 when `k > 100` (unless
+    /// `scale_probe_with_k` is off).
+    pub fn effective_n_probe(&self) -> usize {
+        let factor = match (self.scale_probe_with_k, self.k) {
+            (false, _) | (true, 0..=10) => 1,
+            (true, 11..=100) => 2,
+            (true, _) => 4,
+        };
+        self.n_probe.saturating_mul(factor)
     }
 
     /// Sets the centroid score threshold.
@@ -97,5 +122,21 @@ impl SearchParams {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_budget_scales_with_k_like_colbert() {
+        let p = |k| SearchParams::with_k(k).effective_n_probe();
+        assert_eq!(
+            (p(1), p(10), p(11), p(100), p(101), p(1000)),
+            (8, 8, 16, 16, 32, 32)
+        );
+        let fixed = SearchParams::with_k(100).scale_probe_with_k(false);
+        assert_eq!(fixed.effective_n_probe(), 8);
     }
 }

@@ -186,7 +186,12 @@ impl<'a> Searcher<'a> {
         let st = centroid_scores(query.as_slice(), self.codebook.centroids(), dim);
         let mut cands = match allowed {
             None => {
-                let probed = probe(&st, nq, params.n_probe, params.centroid_score_threshold);
+                let probed = probe(
+                    &st,
+                    nq,
+                    params.effective_n_probe(),
+                    params.centroid_score_threshold,
+                );
                 self.candidates(&probed)?
             }
             Some(ids) => self.allowed_candidates(ids),

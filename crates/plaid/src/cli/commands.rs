@@ -125,6 +125,7 @@ fn search(a: SearchArgs) -> Result<()> {
     }
     let params = SearchParams::with_k(a.k)
         .n_probe(a.n_probe)
+        .scale_probe_with_k(!a.fixed_probe)
         .n_full_scores(a.n_full_scores)
         .centroid_score_threshold(a.centroid_score_threshold);
     let run_one = |q: &ArrayView2<'_, f32>| -> Result<Hits> {

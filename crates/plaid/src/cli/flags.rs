@@ -95,9 +95,12 @@ pub(crate) struct SearchArgs {
     /// Timed passes over the queries (the median pass gives qps).
     #[arg(long, default_value_t = 1)]
     pub(crate) repeats: usize,
-    /// Centroids probed per query token.
+    /// Centroids probed per query token for k <= 10 (x2 for k <= 100, x4 above).
     #[arg(long, default_value_t = 8)]
     pub(crate) n_probe: usize,
+    /// Probe exactly --n-probe centroids per token, whatever k.
+    #[arg(long)]
+    pub(crate) fixed_probe: bool,
     /// Candidates kept after approximate scoring (a quarter get exact MaxSim).
     #[arg(long, default_value_t = 8192)]
     pub(crate) n_full_scores: usize,
