@@ -1,8 +1,8 @@
 //! Float kernels of the search: dot products, MaxSim of one document and the
 //! element-wise max used by approximate scoring.
 //!
-//! The algorithms are written once in [`generic`] with explicit lane
-//! accumulators so the compiler vectorises them; [`simd`] compiles that same
+//! The algorithms are written once in `generic` with explicit lane
+//! accumulators so the compiler vectorises them; `simd` compiles that same
 //! code under `target_feature` for each instruction set (AVX2+FMA,
 //! AVX-512, NEON) and is the only module with `unsafe`. [`Kernel`] lists the
 //! implementations in order of preference; the scalar one is always available
