@@ -224,7 +224,10 @@ fn info(a: InfoArgs) -> Result<()> {
         "num_centroids": index.num_centroids(),
         "dim": index.dim(),
         "nbits": index.nbits(),
-        "quantizer": format!("{:?}", index.codebook().quantizer().kind()).to_lowercase(),
+        "quantizer": match index.codebook().quantizer().kind() {
+            QuantizerKind::Global => "global",
+            _ => "per_dim",
+        },
         "index_bytes": bytes,
     });
     if a.json {
