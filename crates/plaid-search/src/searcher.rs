@@ -41,6 +41,18 @@ struct ExactScratch {
     acc: Vec<f32>,
 }
 
+impl Cand {
+    /// Segment-local document `local` of segment `si`, not yet scored.
+    fn unscored(seg: &SegmentView<'_>, si: usize, local: usize) -> Self {
+        Self {
+            score: 0.0,
+            id: seg.doc_ids[local],
+            segment: si as u32,
+            local: local as u32,
+        }
+    }
+}
+
 /// Minimum items per rayon task in the per-document stages, so that small
 /// searches stay on one thread.
 const PAR_MIN_DOCS: usize = 64;
@@ -161,12 +173,7 @@ impl<'a> Searcher<'a> {
         for (si, seg) in self.segments.iter().enumerate() {
             for local in 0..seg.num_docs() {
                 if seg.is_live(local) {
-                    all.push(Cand {
-                        score: 0.0,
-                        id: seg.doc_ids[local],
-                        segment: si as u32,
-                        local: local as u32,
-                    });
+                    all.push(Cand::unscored(seg, si, local));
                 }
             }
         }
@@ -235,12 +242,7 @@ impl<'a> Searcher<'a> {
                     let local = wi * 64 + bits.trailing_zeros() as usize;
                     bits &= bits - 1;
                     if seg.is_live(local) {
-                        out.push(Cand {
-                            score: 0.0,
-                            id: seg.doc_ids[local],
-                            segment: si as u32,
-                            local: local as u32,
-                        });
+                        out.push(Cand::unscored(seg, si, local));
                     }
                 }
             }
@@ -259,12 +261,7 @@ impl<'a> Searcher<'a> {
             for &id in &sorted {
                 if let Ok(local) = seg.doc_ids.binary_search(&id) {
                     if seg.is_live(local) {
-                        out.push(Cand {
-                            score: 0.0,
-                            id,
-                            segment: si as u32,
-                            local: local as u32,
-                        });
+                        out.push(Cand::unscored(seg, si, local));
                     }
                 }
             }

@@ -89,7 +89,7 @@ impl<'a> Documents<'a> {
                     lens.push(len_u32(v.nrows())?);
                     offsets.push(offsets[i] + v.nrows());
                 }
-                check_counts(lens.len(), total)?;
+                check_counts(lens.len())?;
                 Ok(FlatDocs {
                     data: data.into(),
                     dim,
@@ -132,7 +132,7 @@ impl<'a> Documents<'a> {
                     lens32.push(len_u32(l)?);
                     offsets.push(start + l);
                 }
-                check_counts(lens.len(), rows)?;
+                check_counts(lens.len())?;
                 Ok(FlatDocs {
                     data: data.into(),
                     dim,
@@ -152,7 +152,7 @@ fn len_u32(l: usize) -> Result<u32, Error> {
     })
 }
 
-fn check_counts(docs: usize, tokens: usize) -> Result<(), Error> {
+fn check_counts(docs: usize) -> Result<(), Error> {
     if docs as u64 > u64::from(u32::MAX) {
         return Err(Error::TooLarge {
             what: "documents",
@@ -160,6 +160,5 @@ fn check_counts(docs: usize, tokens: usize) -> Result<(), Error> {
             limit: u64::from(u32::MAX),
         });
     }
-    let _ = tokens;
     Ok(())
 }

@@ -212,32 +212,37 @@ impl Index {
         let packed_len = cb.nbits().packed_len(dim);
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            let (seg, local) = self
+            let (si, seg, local) = self
                 .inner
                 .segments
                 .iter()
-                .find_map(|s| s.doc_ids().binary_search(&id.as_u32()).ok().map(|l| (s, l)))
+                .enumerate()
+                .find_map(|(si, s)| {
+                    s.doc_ids()
+                        .binary_search(&id.as_u32())
+                        .ok()
+                        .map(|l| (si, s, l))
+                })
                 .ok_or(Error::UnknownDoc { id: id.as_u32() })?;
             let offs = seg.doc_offsets();
             let (start, end) = (offs[local] as usize, offs[local + 1] as usize);
-            let codes = seg.codes()?;
-            let residuals = seg.residuals()?;
-            let mut m = Array2::<f32>::zeros((end - start, dim));
-            for (row, t) in m.rows_mut().into_iter().zip(start..end) {
-                let code = match codes {
-                    StoredCodes::U16(c) => c.get(t).map(|&v| u32::from(v)),
-                    StoredCodes::U32(c) => c.get(t).copied(),
-                }
-                .unwrap_or(u32::MAX);
-                let packed = residuals
-                    .get(t * packed_len..(t + 1) * packed_len)
-                    .unwrap_or(&[]);
-                let mut buf = vec![0.0f32; dim];
-                cb.decompress_into(code, packed, &mut buf)?;
-                for (dst, v) in row.into_iter().zip(buf) {
-                    *dst = v;
-                }
-            }
+            // Codebook::decompress does the per-token work; it only needs
+            // the codes widened to u32.
+            let codes: Vec<u32> = match seg.codes()? {
+                StoredCodes::U16(c) => c[start..end].iter().map(|&v| u32::from(v)).collect(),
+                StoredCodes::U32(c) => c[start..end].to_vec(),
+            };
+            let residuals = &seg.residuals()?[start * packed_len..end * packed_len];
+            let flat = cb.decompress(&codes, residuals)?;
+            let found = flat.len();
+            let m = Array2::from_shape_vec((end - start, dim), flat).map_err(|_| {
+                Error::Search(plaid_search::Error::SegmentShape {
+                    segment: si,
+                    what: "reconstructed document",
+                    expected: (end - start) * dim,
+                    found,
+                })
+            })?;
             out.push(m);
         }
         Ok(out)
