@@ -10,6 +10,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::import::Evidence;
 use crate::npy::DType;
 
 /// Errors from reading, mapping and writing plaid files.
@@ -53,6 +54,16 @@ pub enum Error {
         /// What the codec found.
         #[source]
         source: plaid_codec::Error,
+    },
+    /// The next-plaid or fast-plaid index at `path` cannot be imported
+    /// (see [`crate::import`]).
+    #[error("{}: {fault}", path.display())]
+    Import {
+        /// The source file or directory at fault (or the output directory,
+        /// for [`ImportFault::OutputInsideSource`]).
+        path: PathBuf,
+        /// What is wrong.
+        fault: ImportFault,
     },
     /// A file name given to [`crate::atomic`] is not a single, plain path
     /// component (it is empty, `.`/`..`, or contains a separator or NUL).
@@ -289,4 +300,179 @@ pub enum LayoutFault {
         /// Found value.
         found: usize,
     },
+}
+
+/// Which per-chunk file of a next-plaid or fast-plaid index is meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChunkPart {
+    /// `doclens.{i}.json`, the token counts of the chunk's documents.
+    Doclens,
+    /// `{i}.codes.npy`, the centroid code of each token.
+    Codes,
+    /// `{i}.residuals.npy`, the packed residual of each token.
+    Residuals,
+}
+
+impl fmt::Display for ChunkPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Doclens => "doclens",
+            Self::Codes => "codes",
+            Self::Residuals => "residuals",
+        })
+    }
+}
+
+/// What is wrong with a next-plaid or fast-plaid index being imported
+/// (see [`Error::Import`], whose `path` names the file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportFault {
+    /// The source format could not be detected: nothing marks the directory
+    /// as written by next-plaid or by fast-plaid.
+    #[error(
+        "not a recognised next-plaid or fast-plaid index (found: {}); name the source format explicitly",
+        list(found)
+    )]
+    UnknownLayout {
+        /// The names in the directory (sorted; at most 32, then a count).
+        found: Vec<String>,
+    },
+    /// The directory carries marks of both next-plaid and fast-plaid (for
+    /// example a fast-plaid index that next-plaid converted in place).
+    #[error(
+        "the layout is ambiguous: next-plaid marks ({}) and fast-plaid marks ({}); name the source format explicitly",
+        list(next_plaid),
+        list(fast_plaid)
+    )]
+    AmbiguousLayout {
+        /// What points to next-plaid.
+        next_plaid: Vec<Evidence>,
+        /// What points to fast-plaid.
+        fast_plaid: Vec<Evidence>,
+    },
+    /// A file every index has is missing.
+    #[error("the file is missing")]
+    MissingFile,
+    /// A per-chunk file is missing (and no merged file can stand in for it).
+    #[error("chunk {chunk}: the {part} file is missing")]
+    MissingChunk {
+        /// The chunk number.
+        chunk: usize,
+        /// Which file of the chunk.
+        part: ChunkPart,
+    },
+    /// A JSON file does not parse.
+    #[error("malformed JSON at line {line}, column {column}")]
+    BadJson {
+        /// 1-based line of the first problem.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A field of `metadata.json` is missing or has the wrong type.
+    #[error("field {field:?} is missing or is not {expected}")]
+    BadField {
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// `nbits` is not 1, 2 or 4 (next-plaid also allows 8, which plaid does not read).
+    #[error("nbits {nbits} is not supported (plaid reads 1, 2 and 4)")]
+    UnsupportedNbits {
+        /// The value found.
+        nbits: u64,
+    },
+    /// next-plaid 1.8's binary (sign-bit) indexes have no residual codec.
+    #[error("binary (sign-bit) indexes cannot be imported: they have no residual codec")]
+    BinaryIndex,
+    /// A token count in a doclens file is negative or too large.
+    #[error("document {index} has {value} tokens")]
+    BadDoclen {
+        /// Position of the document in the file.
+        index: usize,
+        /// The value.
+        value: i64,
+    },
+    /// The doclens of a chunk do not add up to its number of codes.
+    #[error(
+        "chunk {chunk}: the doclens add up to {doclens_tokens} tokens but there are {codes} codes"
+    )]
+    DoclensMismatch {
+        /// The chunk number.
+        chunk: usize,
+        /// Sum of the chunk's doclens.
+        doclens_tokens: u64,
+        /// Number of codes in the chunk's codes file.
+        codes: u64,
+    },
+    /// A code names no centroid.
+    #[error("code {code} at position {position} is out of range for {num_centroids} centroids")]
+    CodeOutOfRange {
+        /// Position of the code in the file.
+        position: usize,
+        /// The code.
+        code: i64,
+        /// Rows of `centroids.npy`.
+        num_centroids: usize,
+    },
+    /// An array's shape disagrees with the index.
+    #[error("{what}: expected {expected}, found {found}")]
+    Shape {
+        /// Which quantity.
+        what: &'static str,
+        /// Expected value.
+        expected: usize,
+        /// Found value.
+        found: usize,
+    },
+    /// A merged file has fewer rows than the index has tokens, or more
+    /// padding rows than its longest document.
+    #[error("{rows} rows for {tokens} tokens (at most {max_padding} padding rows allowed)")]
+    MergedRows {
+        /// Rows in the file.
+        rows: usize,
+        /// Tokens in the index (sum of all doclens).
+        tokens: u64,
+        /// The longest document's length.
+        max_padding: u64,
+    },
+    /// A count recorded in `metadata.json` disagrees with the doclens files.
+    #[error("{field} is {recorded} but the doclens files hold {found}")]
+    CountMismatch {
+        /// The field of `metadata.json`.
+        field: &'static str,
+        /// Its value.
+        recorded: u64,
+        /// What the doclens files add up to.
+        found: u64,
+    },
+    /// More documents or tokens than a plaid index holds.
+    #[error("{what}: {found} exceeds the limit of {limit}")]
+    TooLarge {
+        /// What overflowed.
+        what: &'static str,
+        /// The number found.
+        found: u64,
+        /// Largest supported.
+        limit: u64,
+    },
+    /// The output directory lies inside the source directory, which an
+    /// import never writes to.
+    #[error("the output directory is inside the source index, which is never written to")]
+    OutputInsideSource,
+}
+
+/// `items` joined with ", ", or "nothing".
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "nothing".to_string();
+    }
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -22,6 +22,9 @@
 //!   contract, safe typed views afterwards).
 //! - [`atomic`]: write-to-temporary, sync, rename, sync-directory commits,
 //!   and streaming CRC-32 of files.
+//! - [`layout`] and [`manifest`]: plaid index directories.
+//! - [`import`]: reading next-plaid and fast-plaid indexes (read-only) and
+//!   writing them as plaid indexes.
 //!
 //! # Example
 //!
@@ -57,10 +60,11 @@ compile_error!("plaid-storage views little-endian files in place and needs a lit
 
 pub mod atomic;
 mod error;
+pub mod import;
 pub mod layout;
 pub mod manifest;
 #[allow(unsafe_code)] // Memory maps cannot be created without `unsafe`.
 pub mod mmap;
 pub mod npy;
 
-pub use error::{Error, HeaderFault, LayoutFault, NpyErrorKind};
+pub use error::{ChunkPart, Error, HeaderFault, ImportFault, LayoutFault, NpyErrorKind};

@@ -77,6 +77,25 @@ impl Index {
         Self::open(dir)
     }
 
+    /// Imports the next-plaid or fast-plaid index at `src` into a new index at
+    /// `dir` (which must not exist or be empty) and opens it. `from` names the
+    /// source format; `None` detects it. The source is only read; document `i`
+    /// of the source gets id `i`. See [`plaid_storage::import`] for what is
+    /// carried over and what is skipped.
+    ///
+    /// # Errors
+    /// The errors of [`plaid_storage::import::import`] (an unknown or ambiguous
+    /// layout, a damaged source, a non-empty `dir`), as [`Error::Storage`];
+    /// nothing is written at `dir` when the source is refused.
+    pub fn import(
+        dir: impl AsRef<Path>,
+        src: impl AsRef<Path>,
+        from: Option<plaid_storage::import::SourceFormat>,
+    ) -> Result<(Self, plaid_storage::import::ImportReport), Error> {
+        let report = plaid_storage::import::import(src.as_ref(), dir.as_ref(), from)?;
+        Ok((Self::open(dir)?, report))
+    }
+
     /// Opens the index at `dir`, memory-mapping the per-token arrays.
     ///
     /// plaid never modifies a committed file in place, so the maps stay valid

@@ -1,11 +1,14 @@
 //! The commands: each turns typed arguments into library calls and prints.
 
-use super::flags::{Command, DemoArgs, IndexArgs, InfoArgs, SearchArgs};
+use super::flags::{Command, DemoArgs, ImportArgs, IndexArgs, InfoArgs, SearchArgs};
 use super::io::{dir_bytes, peak_rss_kb, read_lengths, read_matrix, write_array};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayView2;
-use plaid::{Documents, Hits, Index, IndexConfig, Progress, QuantizerKind, SearchParams, Stage};
+use plaid::storage::import::TokenSource;
+use plaid::{
+    Documents, Hits, Index, IndexConfig, Progress, QuantizerKind, SearchParams, SourceFormat, Stage,
+};
 use serde_json::json;
 use std::time::Instant;
 
@@ -14,6 +17,7 @@ pub(crate) fn dispatch(cmd: Command) -> Result<()> {
         Command::Index(a) => index(a),
         Command::Search(a) => search(a),
         Command::Info(a) => info(a),
+        Command::Import(a) => import(a),
         Command::Demo(a) => demo(a),
     }
 }
@@ -234,6 +238,60 @@ fn info(a: InfoArgs) -> Result<()> {
         println!("{summary}");
     } else {
         println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}
+
+fn import(a: ImportArgs) -> Result<()> {
+    let start = Instant::now();
+    let from = a
+        .from
+        .as_deref()
+        .map(str::parse::<SourceFormat>)
+        .transpose()?;
+    let (index, report) = Index::import(&a.dir, &a.src, from)?;
+    let import_s = start.elapsed().as_secs_f64();
+    let bytes = dir_bytes(&a.dir)?;
+    let tokens_from = match report.tokens_from {
+        TokenSource::Chunks { .. } => "chunks",
+        _ => "merged",
+    };
+    let skipped: Vec<_> = report
+        .skipped
+        .iter()
+        .map(|f| json!({"name": f.name, "reason": f.reason.to_string()}))
+        .collect();
+    let summary = json!({
+        "import_s": import_s,
+        "from": report.format.name(),
+        "detected": report.detected,
+        "num_docs": index.num_docs(),
+        "num_tokens": index.num_tokens(),
+        "num_centroids": index.num_centroids(),
+        "dim": index.dim(),
+        "nbits": index.nbits(),
+        "tokens_from": tokens_from,
+        "source_ivf_matches": report.source_ivf_matches,
+        "skipped": skipped,
+        "index_bytes": bytes,
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "imported {} documents ({} tokens, {} centroids) from the {} index {} into {} in {:.2} s, {} bytes",
+            index.num_docs(),
+            index.num_tokens(),
+            index.num_centroids(),
+            report.format,
+            a.src.display(),
+            a.dir.display(),
+            import_s,
+            bytes
+        );
+        for f in &report.skipped {
+            println!("skipped {}: {}", f.name, f.reason);
+        }
     }
     Ok(())
 }

@@ -19,6 +19,8 @@ pub(crate) enum Command {
     Search(SearchArgs),
     /// Describe an index.
     Info(InfoArgs),
+    /// Import a next-plaid or fast-plaid index (the source is only read).
+    Import(ImportArgs),
     /// Build and search an index of generated sample data.
     Demo(DemoArgs),
 }
@@ -29,7 +31,7 @@ impl Command {
             Command::Index(a) => a.threads,
             Command::Search(a) => a.threads,
             Command::Demo(a) => a.threads,
-            Command::Info(_) => None,
+            Command::Info(_) | Command::Import(_) => None,
         }
     }
 }
@@ -117,6 +119,20 @@ pub(crate) struct InfoArgs {
     /// Index directory.
     pub(crate) dir: PathBuf,
     /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// Directory to create (must not exist or be empty).
+    pub(crate) dir: PathBuf,
+    /// The next-plaid or fast-plaid index directory to read.
+    pub(crate) src: PathBuf,
+    /// Library that wrote SRC: `next-plaid` or `fast-plaid` (default: detect).
+    #[arg(long)]
+    pub(crate) from: Option<String>,
+    /// Print a one-line JSON summary as the last line.
     #[arg(long)]
     pub(crate) json: bool,
 }
