@@ -670,3 +670,126 @@ fn demo_reaches_high_recall() {
     let recall = summary["recall_at_10_vs_exhaustive"].as_f64().unwrap();
     assert!(recall >= 0.9, "recall@10 {recall} in {summary}");
 }
+
+/// A copy of a committed import fixture's index (see tests/data/import).
+fn import_fixture(name: &str, into: &Path) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/import")
+        .join(name)
+        .join("index");
+    let to = into.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    to
+}
+
+#[test]
+fn import_detects_the_source_and_writes_a_searchable_index() {
+    let tmp = TempDir::new().unwrap();
+    let np = import_fixture("np185-d32-nb2", tmp.path());
+    let before = snapshot(&np);
+    let out = tmp.path().join("out");
+    let v = ok_json(&["import", s(&out), s(&np), "--json"]);
+    assert_has_keys(
+        &v,
+        &[
+            "import_s",
+            "from",
+            "detected",
+            "num_docs",
+            "num_tokens",
+            "num_centroids",
+            "dim",
+            "nbits",
+            "tokens_from",
+            "source_ivf_matches",
+            "skipped",
+            "index_bytes",
+        ],
+    );
+    assert_eq!(v["from"], "next-plaid");
+    assert_eq!(v["detected"], true);
+    assert_eq!(v["tokens_from"], "chunks");
+    assert_eq!(v["source_ivf_matches"], true);
+    assert_eq!(
+        (
+            u(&v, "num_docs"),
+            u(&v, "num_tokens"),
+            u(&v, "num_centroids")
+        ),
+        (60, 1289, 512)
+    );
+    assert_eq!(u(&v, "index_bytes"), dir_bytes(&out));
+    let skipped = v["skipped"].as_array().unwrap();
+    assert!(skipped.iter().any(|f| f["name"] == "0.inv_norms.npy"));
+    assert_eq!(snapshot(&np), before, "the source changed");
+
+    // The result is an ordinary plaid index.
+    let info = ok_json(&["info", s(&out), "--json"]);
+    assert_eq!(u(&info, "num_docs"), 60);
+    assert_eq!(info["quantizer"], "global");
+
+    // fast-plaid 1.7 (merged files only) is detected too; the text summary
+    // lists skipped files, such as fast-plaid 1.6's pickled embeddings.
+    let fp = import_fixture("fastplaid17-d32-nb4", tmp.path());
+    let v = ok_json(&["import", s(&tmp.path().join("out2")), s(&fp), "--json"]);
+    assert_eq!(v["from"], "fast-plaid");
+    assert_eq!(v["tokens_from"], "merged");
+    let fp16 = import_fixture("fastplaid16-d32-nb4", tmp.path());
+    let out3 = tmp.path().join("out3");
+    let run = plaid(&["import", s(&out3), s(&fp16), "--from", "fast-plaid"]);
+    assert!(run.status.success());
+    let stdout = text(&run.stdout);
+    assert!(stdout.starts_with("imported 60 documents"), "{stdout}");
+    assert!(
+        stdout.contains("skipped embeddings.npy: pickled object array"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn import_explains_unknown_and_ambiguous_layouts() {
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("out");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("data.bin"), b"x").unwrap();
+    let line = error_line(&["import", s(&out), s(&empty)]);
+    assert!(
+        line.contains("not a recognised next-plaid or fast-plaid index"),
+        "{line}"
+    );
+    assert!(line.contains("data.bin"), "{line}");
+
+    // A fast-plaid index that next-plaid converted in place.
+    let fp = import_fixture("fastplaid16-d32-nb4", tmp.path());
+    let meta = fp.join("metadata.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    m["next_plaid_compatible"] = true.into();
+    std::fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
+    let line = error_line(&["import", s(&out), s(&fp)]);
+    assert!(line.contains("ambiguous"), "{line}");
+    assert!(
+        line.contains("next_plaid_compatible") && line.contains("compress_only"),
+        "{line}"
+    );
+    let line = error_line(&["import", s(&out), s(&fp), "--from", "colbert"]);
+    assert!(line.contains("unknown source format \"colbert\""), "{line}");
+    assert!(!out.exists());
+    let v = ok_json(&["import", s(&out), s(&fp), "--from", "fast-plaid", "--json"]);
+    assert_eq!(v["detected"], false);
+
+    // A damaged source: one line naming the file, nothing written.
+    let np = import_fixture("np112-d32-nb4", tmp.path());
+    std::fs::remove_file(np.join("0.residuals.npy")).unwrap();
+    let out2 = tmp.path().join("out2");
+    let line = error_line(&["import", s(&out2), s(&np)]);
+    assert!(
+        line.contains("0.residuals.npy") && line.contains("chunk 0"),
+        "{line}"
+    );
+    assert!(!out2.exists());
+}
