@@ -598,6 +598,8 @@ fn every_layout_variant_imports_the_same_index() {
                 pickled.extend_from_slice(b"\x80\x04N.");
                 std::fs::write(src.join("buffer.npy"), pickled).unwrap();
                 std::fs::write(src.join("notes.txt"), b"hello").unwrap();
+                // A chunk beyond num_chunks is not read.
+                std::fs::copy(src.join("0.codes.npy"), src.join("5.codes.npy")).unwrap();
             },
             TokenSource::Chunks { num_chunks: 1 },
         ),
@@ -623,6 +625,8 @@ fn every_layout_variant_imports_the_same_index() {
             assert_eq!(reason("metadata.db"), Some(SkipReason::MetadataDb));
             assert_eq!(reason("buffer.npy"), Some(SkipReason::Pickled));
             assert_eq!(reason("notes.txt"), Some(SkipReason::Unrecognised));
+            assert_eq!(reason("5.codes.npy"), Some(SkipReason::Unrecognised));
+            assert_eq!(reason("0.codes.npy"), None);
             assert_eq!(reason("embeddings.npy"), None); // not in the committed copy
             assert_eq!(reason("merged_codes.npy"), Some(SkipReason::Duplicate));
             assert_eq!(reason("0.inv_norms.npy"), Some(SkipReason::Derived));

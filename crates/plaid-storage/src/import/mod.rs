@@ -1,7 +1,7 @@
 //! Importing next-plaid and fast-plaid indexes.
 //!
-//! [`import`] reads an index directory written by next-plaid (1.1 to 1.8) or
-//! fast-plaid (1.6, 1.7) and writes the same index as a plaid index through
+//! [`import`] reads an index directory written by next-plaid (tested with
+//! 1.1.2 and 1.8.5) or fast-plaid (1.6.0, 1.7.0) and writes the same index as a plaid index through
 //! [`crate::layout::create`]. The source directory is opened read-only and is
 //! never written to (next-plaid's own loader, by contrast, writes merged
 //! files and converts fast-plaid indexes in place).
@@ -79,9 +79,9 @@ pub use detect::{Evidence, detect};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SourceFormat {
-    /// next-plaid (Rust), versions 1.1 to 1.8.
+    /// next-plaid (Rust); tested with 1.1.2 and 1.8.5.
     NextPlaid,
-    /// fast-plaid (Python/PyTorch), versions 1.6 and 1.7.
+    /// fast-plaid (Python/PyTorch); tested with 1.6.0 and 1.7.0.
     FastPlaid,
 }
 
@@ -296,5 +296,46 @@ fn check_outside(src: &Path, dst: &Path) -> Result<(), Error> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in [SourceFormat::NextPlaid, SourceFormat::FastPlaid] {
+            assert_eq!(f.name().parse::<SourceFormat>(), Ok(f));
+        }
+        assert!("colbert".parse::<SourceFormat>().is_err());
+    }
+
+    #[test]
+    fn rejects_output_inside_source() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src)?;
+        for dst in [
+            src.clone(),
+            src.join("a/b"),
+            src.join("..").join("src").join("x"),
+        ] {
+            assert!(
+                matches!(
+                    check_outside(&src, &dst),
+                    Err(Error::Import {
+                        fault: ImportFault::OutputInsideSource,
+                        ..
+                    })
+                ),
+                "{}",
+                dst.display()
+            );
+        }
+        for dst in [tmp.path().join("out"), src.join("..").join("out")] {
+            assert!(check_outside(&src, &dst).is_ok(), "{}", dst.display());
+        }
+        Ok(())
     }
 }

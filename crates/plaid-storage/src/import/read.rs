@@ -437,7 +437,7 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
 
     let (ivf_lengths, ivf) = SegmentData::build_ivf(&doclens, &codes, k);
     let source_ivf_matches = compare_ivf(src, &ivf_lengths, &ivf)?;
-    let skipped = classify(src, tokens_from)?;
+    let skipped = classify(src, num_chunks, tokens_from)?;
     let report = ImportReport {
         format,
         detected,
@@ -486,16 +486,23 @@ fn compare_ivf(src: &Path, lengths: &[u32], ivf: &[u32]) -> Result<Option<bool>,
     Ok(Some(same(&theirs_len, lengths) && same(&theirs, ivf)))
 }
 
-/// Whether `name` is `{digits}.{rest}`.
-fn chunk_file(name: &str, rest: &str) -> bool {
-    name.strip_suffix(rest)
-        .and_then(|n| n.strip_suffix('.'))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+/// The chunk number of a file named `{i}.{rest}`.
+fn chunk_file(name: &str, rest: &str) -> Option<usize> {
+    let i = name.strip_suffix(rest)?.strip_suffix('.')?;
+    if i.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    i.parse().ok()
 }
 
 /// The files of `src` that are not imported, with the reason.
-fn classify(src: &Path, tokens_from: TokenSource) -> Result<Vec<SkippedFile>, Error> {
+fn classify(
+    src: &Path,
+    num_chunks: usize,
+    tokens_from: TokenSource,
+) -> Result<Vec<SkippedFile>, Error> {
     let used_chunks = matches!(tokens_from, TokenSource::Chunks { .. });
+    let read_chunk = |i: Option<usize>| i.is_some_and(|i| i < num_chunks);
     let mut skipped = Vec::new();
     for name in list_dir(src)? {
         let reason = match name.as_str() {
@@ -516,18 +523,18 @@ fn classify(src: &Path, tokens_from: TokenSource) -> Result<Vec<SkippedFile>, Er
                     continue;
                 }
             }
-            n if n
-                .strip_prefix("doclens.")
-                .and_then(|n| n.strip_suffix(".json"))
-                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())) =>
+            n if read_chunk(
+                n.strip_prefix("doclens.")
+                    .and_then(|n| chunk_file(n, "json")),
+            ) =>
             {
                 continue;
             }
-            n if chunk_file(n, "codes.npy") || chunk_file(n, "residuals.npy") => {
-                if used_chunks {
-                    continue;
-                }
-                SkipReason::Unrecognised
+            n if used_chunks
+                && (read_chunk(chunk_file(n, "codes.npy"))
+                    || read_chunk(chunk_file(n, "residuals.npy"))) =>
+            {
+                continue;
             }
             "metadata.db" | "metadata.db-wal" | "metadata.db-shm" | "metadata.db-journal" => {
                 SkipReason::MetadataDb
@@ -537,10 +544,10 @@ fn classify(src: &Path, tokens_from: TokenSource) -> Result<Vec<SkippedFile>, Er
                 SkipReason::RawEmbeddings
             }
             "merged_inv_norms.npy" => SkipReason::Derived,
-            n if chunk_file(n, "inv_norms.npy") => SkipReason::Derived,
+            n if chunk_file(n, "inv_norms.npy").is_some() => SkipReason::Derived,
             "plan.json" => SkipReason::Bookkeeping,
             n if n.ends_with(".lock") || n.ends_with(".manifest.json") => SkipReason::Bookkeeping,
-            n if chunk_file(n, "metadata.json") => SkipReason::Bookkeeping,
+            n if chunk_file(n, "metadata.json").is_some() => SkipReason::Bookkeeping,
             n if n.ends_with(".npy") && npy_kind(&src.join(n)) == SkipReason::Pickled => {
                 SkipReason::Pickled
             }
@@ -560,5 +567,30 @@ fn npy_kind(path: &Path) -> SkipReason {
             SkipReason::Pickled
         }
         _ => SkipReason::RawEmbeddings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_file;
+
+    #[test]
+    fn chunk_file_names() {
+        assert_eq!(chunk_file("0.codes.npy", "codes.npy"), Some(0));
+        assert_eq!(chunk_file("12.residuals.npy", "residuals.npy"), Some(12));
+        assert_eq!(chunk_file("3.json", "json"), Some(3));
+        for bad in [
+            ".codes.npy",
+            "codes.npy",
+            "x.codes.npy",
+            "1x.codes.npy",
+            "-1.codes.npy",
+        ] {
+            assert_eq!(chunk_file(bad, "codes.npy"), None, "{bad}");
+        }
+        assert_eq!(
+            chunk_file("99999999999999999999999.codes.npy", "codes.npy"),
+            None
+        );
     }
 }
