@@ -459,6 +459,9 @@ pub enum ImportFault {
         /// Largest supported.
         limit: u64,
     },
+    /// The doclens files list no documents (plaid indexes are never empty).
+    #[error("the index holds no documents")]
+    NoDocuments,
     /// The output directory lies inside the source directory, which an
     /// import never writes to.
     #[error("the output directory is inside the source index, which is never written to")]

@@ -312,6 +312,9 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
             },
         )
     })?;
+    if num_docs == 0 {
+        return Err(fault(src, ImportFault::NoDocuments));
+    }
     for (field, found) in [
         ("num_documents", num_docs as u64),
         ("num_embeddings", num_tokens),
@@ -332,8 +335,10 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
     }
 
     // Codes and residuals: the chunk files, or else the merged files.
-    let mut codes: Vec<u32> = Vec::with_capacity(t);
-    let mut residuals: Vec<u8> = Vec::with_capacity(t.saturating_mul(packed_len));
+    // Not preallocated from `t`: it comes from the doclens, which may lie;
+    // the buffers grow with what the files really hold.
+    let mut codes: Vec<u32> = Vec::new();
+    let mut residuals: Vec<u8> = Vec::new();
     let chunk_codes = presence(src, num_chunks, "codes.npy");
     let merged_codes = src.join("merged_codes.npy");
     let tokens_from = match chunk_codes {
