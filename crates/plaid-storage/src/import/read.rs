@@ -236,17 +236,94 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
     }
     // Bounded by MAX_CHUNKS.
     let num_chunks = num_chunks_raw as usize;
+    let codebook = read_codebook(src, &meta, nbits)?;
+    let (k, dim) = (codebook.num_centroids(), codebook.dim());
+    let chunk_doclens = read_all_doclens(src, &meta, num_chunks)?;
+    let doclens: Vec<u32> = chunk_doclens.iter().flatten().copied().collect();
 
-    // The codebook.
+    // Codes and residuals: the chunk files, or else the merged files.
+    let tokens = Tokens {
+        src,
+        num_centroids: k,
+        packed_len: nbits.packed_len(dim),
+        codes: Vec::new(),
+        residuals: Vec::new(),
+    };
+    let (tokens, tokens_from) = match presence(src, num_chunks, "codes.npy") {
+        Presence::All => (
+            tokens.read_chunks(&chunk_doclens)?,
+            TokenSource::Chunks { num_chunks },
+        ),
+        Presence::Partial(i) => {
+            return Err(fault(
+                &src.join(format!("{i}.codes.npy")),
+                ImportFault::MissingChunk {
+                    chunk: i,
+                    part: ChunkPart::Codes,
+                },
+            ));
+        }
+        Presence::None if !src.join("merged_codes.npy").exists() => {
+            return Err(fault(
+                &src.join("0.codes.npy"),
+                ImportFault::MissingChunk {
+                    chunk: 0,
+                    part: ChunkPart::Codes,
+                },
+            ));
+        }
+        Presence::None => {
+            let (tokens, padding_rows) = tokens.read_merged(&doclens)?;
+            (tokens, TokenSource::Merged { padding_rows })
+        }
+    };
+    let (codes, residuals) = (tokens.codes, tokens.residuals);
+
+    let (ivf_lengths, ivf) = SegmentData::build_ivf(&doclens, &codes, k);
+    let source_ivf_matches = compare_ivf(src, &ivf_lengths, &ivf)?;
+    let skipped = classify(src, num_chunks, tokens_from)?;
+    let num_docs = doclens.len();
+    let report = ImportReport {
+        format,
+        detected,
+        num_docs,
+        num_tokens: codes.len(),
+        num_centroids: k,
+        dim,
+        nbits: nbits.bits(),
+        tokens_from,
+        source_ivf_matches,
+        skipped,
+    };
+    let segment = SegmentData {
+        // read_all_doclens checked that the count fits in u32.
+        doc_ids: (0..num_docs as u32).collect(),
+        doclens,
+        codes: CodesBuf::for_codebook(codes, k),
+        residuals,
+        ivf_lengths,
+        ivf,
+    };
+    Ok(SourceIndex {
+        codebook,
+        segment,
+        report,
+    })
+}
+
+/// Reads the centroids, the quantizer, `avg_residual` and the outlier radius.
+fn read_codebook(src: &Path, meta: &Map<String, Value>, nbits: Nbits) -> Result<Codebook, Error> {
+    let meta_path = src.join("metadata.json");
     let cpath = src.join("centroids.npy");
     let centroids = read_array(&cpath)?;
-    let [k, dim] = centroids
+    let [_, dim] = centroids
         .dims::<2>()
         .map_err(|kind| npy_err(&cpath, kind))?;
+    // f32, or f16 (fast-plaid), widened exactly.
     let centroids = centroids
         .to_f32_vec()
         .map_err(|kind| npy_err(&cpath, kind))?;
-    if let Some(d) = opt_u64(&meta, &meta_path, "embedding_dim")? {
+    if let Some(d) = opt_u64(meta, &meta_path, "embedding_dim")? {
         if d != dim as u64 {
             return Err(fault(
                 &cpath,
@@ -274,24 +351,33 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
     let quantizer =
         ResidualQuantizer::from_parts(QuantizerKind::Global, nbits, dim, cutoffs, weights)
             .map_err(codec(&w_path))?;
-    let codebook = Codebook::new(
+    Codebook::new(
         centroids,
         dim,
         quantizer,
         radius.first().copied().unwrap_or(0.0),
         avg_residual,
     )
-    .map_err(codec(&cpath))?;
-    let packed_len = nbits.packed_len(dim);
+    .map_err(codec(&cpath))
+}
 
-    // Documents.
-    let mut chunk_doclens = Vec::with_capacity(num_chunks);
+/// Reads `doclens.{i}.json` for every chunk and checks the totals against
+/// `metadata.json`.
+fn read_all_doclens(
+    src: &Path,
+    meta: &Map<String, Value>,
+    num_chunks: usize,
+) -> Result<Vec<Vec<u32>>, Error> {
+    let meta_path = src.join("metadata.json");
+    let mut chunk_doclens = Vec::new();
     for i in 0..num_chunks {
         chunk_doclens.push(read_doclens(src, i)?);
     }
-    let doclens: Vec<u32> = chunk_doclens.iter().flatten().copied().collect();
-    let num_docs = doclens.len();
-    let num_tokens: u64 = doclens.iter().map(|&l| u64::from(l)).sum();
+    let num_docs: usize = chunk_doclens.iter().map(Vec::len).sum();
+    let num_tokens: u64 = chunk_doclens.iter().flatten().map(|&l| u64::from(l)).sum();
+    if num_docs == 0 {
+        return Err(fault(src, ImportFault::NoDocuments));
+    }
     if u32::try_from(num_docs).is_err() {
         return Err(fault(
             src,
@@ -302,25 +388,12 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
             },
         ));
     }
-    let t = usize::try_from(num_tokens).map_err(|_| {
-        fault(
-            src,
-            ImportFault::TooLarge {
-                what: "tokens",
-                found: num_tokens,
-                limit: usize::MAX as u64,
-            },
-        )
-    })?;
-    if num_docs == 0 {
-        return Err(fault(src, ImportFault::NoDocuments));
-    }
     for (field, found) in [
         ("num_documents", num_docs as u64),
         ("num_embeddings", num_tokens),
     ] {
         // next-plaid infers num_documents from the doclens when it is 0.
-        if let Some(recorded) = opt_u64(&meta, &meta_path, field)? {
+        if let Some(recorded) = opt_u64(meta, &meta_path, field)? {
             if recorded != found && !(field == "num_documents" && recorded == 0) {
                 return Err(fault(
                     &meta_path,
@@ -333,96 +406,50 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
             }
         }
     }
+    Ok(chunk_doclens)
+}
 
-    // Codes and residuals: the chunk files, or else the merged files.
-    // Not preallocated from `t`: it comes from the doclens, which may lie;
-    // the buffers grow with what the files really hold.
-    let mut codes: Vec<u32> = Vec::new();
-    let mut residuals: Vec<u8> = Vec::new();
-    let chunk_codes = presence(src, num_chunks, "codes.npy");
-    let merged_codes = src.join("merged_codes.npy");
-    let tokens_from = match chunk_codes {
-        Presence::All => {
-            for (i, lens) in chunk_doclens.iter().enumerate() {
-                let cpath = src.join(format!("{i}.codes.npy"));
-                let rpath = src.join(format!("{i}.residuals.npy"));
-                if !rpath.exists() {
-                    return Err(fault(
-                        &rpath,
-                        ImportFault::MissingChunk {
-                            chunk: i,
-                            part: ChunkPart::Residuals,
-                        },
-                    ));
-                }
-                let c = read_codes(&cpath)?;
-                let want: u64 = lens.iter().map(|&l| u64::from(l)).sum();
-                if c.len() as u64 != want {
-                    return Err(fault(
-                        &cpath,
-                        ImportFault::DoclensMismatch {
-                            chunk: i,
-                            doclens_tokens: want,
-                            codes: c.len() as u64,
-                        },
-                    ));
-                }
-                check_codes(&cpath, &c, k, &mut codes)?;
-                let (r, rows) = read_residuals(&rpath, packed_len)?;
-                if rows != c.len() {
-                    return Err(fault(
-                        &rpath,
-                        ImportFault::Shape {
-                            what: "residual rows (one per code)",
-                            expected: c.len(),
-                            found: rows,
-                        },
-                    ));
-                }
-                residuals.extend_from_slice(r.as_bytes());
+/// Codes and residual bytes as they are read and checked.
+///
+/// The buffers are not preallocated from the doclens, which may lie; they
+/// grow with what the files really hold.
+struct Tokens<'a> {
+    src: &'a Path,
+    num_centroids: usize,
+    packed_len: usize,
+    codes: Vec<u32>,
+    residuals: Vec<u8>,
+}
+
+impl Tokens<'_> {
+    /// Reads `{i}.codes.npy` and `{i}.residuals.npy` for every chunk.
+    fn read_chunks(mut self, chunk_doclens: &[Vec<u32>]) -> Result<Self, Error> {
+        for (i, lens) in chunk_doclens.iter().enumerate() {
+            let cpath = self.src.join(format!("{i}.codes.npy"));
+            let rpath = self.src.join(format!("{i}.residuals.npy"));
+            if !rpath.exists() {
+                return Err(fault(
+                    &rpath,
+                    ImportFault::MissingChunk {
+                        chunk: i,
+                        part: ChunkPart::Residuals,
+                    },
+                ));
             }
-            TokenSource::Chunks { num_chunks }
-        }
-        Presence::Partial(i) => {
-            return Err(fault(
-                &src.join(format!("{i}.codes.npy")),
-                ImportFault::MissingChunk {
-                    chunk: i,
-                    part: ChunkPart::Codes,
-                },
-            ));
-        }
-        Presence::None if !merged_codes.exists() => {
-            return Err(fault(
-                &src.join("0.codes.npy"),
-                ImportFault::MissingChunk {
-                    chunk: 0,
-                    part: ChunkPart::Codes,
-                },
-            ));
-        }
-        Presence::None => {
-            let max_padding = doclens.iter().copied().max().map_or(0, u64::from);
-            let merged_rows = |path: &Path, rows: usize| {
-                if rows < t || (rows - t) as u64 > max_padding {
-                    Err(fault(
-                        path,
-                        ImportFault::MergedRows {
-                            rows,
-                            tokens: num_tokens,
-                            max_padding,
-                        },
-                    ))
-                } else {
-                    Ok(())
-                }
-            };
-            let c = read_codes(&merged_codes)?;
-            merged_rows(&merged_codes, c.len())?;
-            check_codes(&merged_codes, &c[..t], k, &mut codes)?;
-            let rpath = src.join("merged_residuals.npy");
-            let (r, rows) = read_residuals(&rpath, packed_len)?;
-            merged_rows(&rpath, rows)?;
+            let c = read_codes(&cpath)?;
+            let want: u64 = lens.iter().map(|&l| u64::from(l)).sum();
+            if c.len() as u64 != want {
+                return Err(fault(
+                    &cpath,
+                    ImportFault::DoclensMismatch {
+                        chunk: i,
+                        doclens_tokens: want,
+                        codes: c.len() as u64,
+                    },
+                ));
+            }
+            check_codes(&cpath, &c, self.num_centroids, &mut self.codes)?;
+            let (r, rows) = read_residuals(&rpath, self.packed_len)?;
             if rows != c.len() {
                 return Err(fault(
                     &rpath,
@@ -433,42 +460,55 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
                     },
                 ));
             }
-            residuals.extend_from_slice(&r.as_bytes()[..t * packed_len]);
-            TokenSource::Merged {
-                padding_rows: c.len() - t,
-            }
+            self.residuals.extend_from_slice(r.as_bytes());
         }
-    };
+        Ok(self)
+    }
 
-    let (ivf_lengths, ivf) = SegmentData::build_ivf(&doclens, &codes, k);
-    let source_ivf_matches = compare_ivf(src, &ivf_lengths, &ivf)?;
-    let skipped = classify(src, num_chunks, tokens_from)?;
-    let report = ImportReport {
-        format,
-        detected,
-        num_docs,
-        num_tokens: t,
-        num_centroids: k,
-        dim,
-        nbits: nbits.bits(),
-        tokens_from,
-        source_ivf_matches,
-        skipped,
-    };
-    let segment = SegmentData {
-        // num_docs fits in u32 (checked above).
-        doc_ids: (0..num_docs as u32).collect(),
-        doclens,
-        codes: CodesBuf::for_codebook(codes, k),
-        residuals,
-        ivf_lengths,
-        ivf,
-    };
-    Ok(SourceIndex {
-        codebook,
-        segment,
-        report,
-    })
+    /// Reads `merged_codes.npy` and `merged_residuals.npy`, dropping the
+    /// padding rows after the `Σ doclens` real ones; returns the number of
+    /// padding rows.
+    fn read_merged(mut self, doclens: &[u32]) -> Result<(Self, usize), Error> {
+        let tokens: u64 = doclens.iter().map(|&l| u64::from(l)).sum();
+        let max_padding = doclens.iter().copied().max().map_or(0, u64::from);
+        let merged_rows = |path: &Path, rows: usize| {
+            let t = usize::try_from(tokens)
+                .ok()
+                .filter(|&t| rows >= t && (rows - t) as u64 <= max_padding);
+            t.ok_or_else(|| {
+                fault(
+                    path,
+                    ImportFault::MergedRows {
+                        rows,
+                        tokens,
+                        max_padding,
+                    },
+                )
+            })
+        };
+        let cpath = self.src.join("merged_codes.npy");
+        let rpath = self.src.join("merged_residuals.npy");
+        let c = read_codes(&cpath)?;
+        let t = merged_rows(&cpath, c.len())?;
+        // t ≤ c.len(), checked by merged_rows.
+        check_codes(&cpath, &c[..t], self.num_centroids, &mut self.codes)?;
+        let (r, rows) = read_residuals(&rpath, self.packed_len)?;
+        merged_rows(&rpath, rows)?;
+        if rows != c.len() {
+            return Err(fault(
+                &rpath,
+                ImportFault::Shape {
+                    what: "residual rows (one per code)",
+                    expected: c.len(),
+                    found: rows,
+                },
+            ));
+        }
+        // rows ≥ t, so the file holds t·packed_len bytes and more.
+        self.residuals
+            .extend_from_slice(&r.as_bytes()[..t * self.packed_len]);
+        Ok((self, c.len() - t))
+    }
 }
 
 /// Compares the source's inverted lists with the ones rebuilt from the
