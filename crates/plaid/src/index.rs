@@ -92,7 +92,7 @@ impl Index {
         src: impl AsRef<Path>,
         from: Option<plaid_storage::import::SourceFormat>,
     ) -> Result<(Self, plaid_storage::import::ImportReport), Error> {
-        let report = plaid_storage::import::import(src.as_ref(), dir.as_ref(), from)?;
+        let report = plaid_storage::import::import(dir.as_ref(), src.as_ref(), from)?;
         Ok((Self::open(dir)?, report))
     }
 

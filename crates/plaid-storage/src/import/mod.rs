@@ -55,7 +55,7 @@
 //! use std::path::Path;
 //!
 //! # fn main() -> Result<(), plaid_storage::Error> {
-//! let report = import(Path::new("next-plaid-index"), Path::new("plaid-index"), None)?;
+//! let report = import(Path::new("plaid-index"), Path::new("next-plaid-index"), None)?;
 //! assert_eq!(report.format, SourceFormat::NextPlaid);
 //! # Ok(())
 //! # }
@@ -246,7 +246,12 @@ pub fn read_source(src: &Path, from: Option<SourceFormat>) -> Result<SourceIndex
 
 /// Imports the next-plaid or fast-plaid index at `src` into a new plaid
 /// index at `dst` (which must not exist or be empty, and must not lie inside
-/// `src`). `from` names the source format; `None` detects it.
+/// `src`). `from` names the source format; `None` detects it. The arguments
+/// are in the order of `plaid import DIR SRC` and [`layout::create`]: the
+/// new index first.
+///
+/// The reader accepts every layout variant whichever format is named; naming
+/// one only replaces detection (and is recorded in the report).
 ///
 /// The source is only read. The whole source is read and checked before the
 /// output is written, and the output is written as [`layout::create`] does
@@ -257,7 +262,7 @@ pub fn read_source(src: &Path, from: Option<SourceFormat>) -> Result<SourceIndex
 /// [`Error::Import`] with [`ImportFault::OutputInsideSource`];
 /// [`Error::Layout`] when `dst` is not empty; the errors of [`read_source`]
 /// and [`layout::create`].
-pub fn import(src: &Path, dst: &Path, from: Option<SourceFormat>) -> Result<ImportReport, Error> {
+pub fn import(dst: &Path, src: &Path, from: Option<SourceFormat>) -> Result<ImportReport, Error> {
     check_outside(src, dst)?;
     layout::check_target(dst)?;
     let source = read_source(src, from)?;
