@@ -44,7 +44,7 @@ pub use error::Error;
 pub use index::Index;
 pub use plaid_codec::types;
 pub use plaid_codec::{Nbits, QuantizerKind};
-pub use plaid_search::{Hits, Kernel, SearchParams};
+pub use plaid_search::{Hits, Kernel, SearchParams, StageProfile};
 pub use plaid_storage::import::{ImportReport, SkipReason, SkippedFile, SourceFormat};
 
 pub use plaid_codec as codec;
