@@ -101,7 +101,7 @@ fn quantizer_repr(kind: QuantizerKind) -> QuantizerRepr {
 }
 
 /// Writes one npy file into `dir` and records it in `files`.
-fn put<T: Element>(
+pub(crate) fn put<T: Element>(
     dir: &Path,
     files: &mut BTreeMap<String, FileEntry>,
     name: String,
@@ -118,7 +118,7 @@ fn put<T: Element>(
     Ok(name)
 }
 
-fn write_segment(
+pub(crate) fn write_segment(
     dir: &Path,
     files: &mut BTreeMap<String, FileEntry>,
     id: u64,
@@ -167,6 +167,8 @@ fn write_segment(
             ivf_lengths,
             ivf,
         },
+        num_deleted: 0,
+        tombstones: None,
     })
 }
 
@@ -309,6 +311,7 @@ fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<M
         },
         outlier_radius: codebook.outlier_radius(),
         next_doc_id,
+        next_segment_id: 2,
         codebook: cb,
         segments: vec![seg],
         files,
@@ -410,15 +413,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
         &m.codebook.avg_residual,
     ];
     for s in &m.segments {
-        let f = &s.files;
-        names.extend([
-            &f.doc_ids,
-            &f.doclens,
-            &f.codes,
-            &f.residuals,
-            &f.ivf_lengths,
-            &f.ivf,
-        ]);
+        names.extend(s.file_names());
     }
     for n in names {
         if !m.files.contains_key(n) || n.contains('/') || n.contains('\\') || n.starts_with('.') {
@@ -475,6 +470,7 @@ pub enum StoredCodes<'a> {
 pub struct OpenedSegment {
     entry: SegmentEntry,
     doc_ids: Vec<u32>,
+    deleted: Vec<u32>,
     doc_offsets: Vec<u64>,
     ivf_offsets: Vec<u64>,
     codes: Backing,
@@ -490,6 +486,11 @@ impl OpenedSegment {
     /// Stable ids, ascending.
     pub fn doc_ids(&self) -> &[u32] {
         &self.doc_ids
+    }
+    /// Segment-local indices of the deleted documents, strictly ascending
+    /// (empty when the segment has no tombstones).
+    pub fn deleted(&self) -> &[u32] {
+        &self.deleted
     }
     /// Token offsets, `num_docs + 1` entries from 0.
     pub fn doc_offsets(&self) -> &[u64] {
@@ -748,9 +749,55 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
                 ivf_len,
             ));
         }
+        let deleted = match &entry.tombstones {
+            None => Vec::new(),
+            Some(name) => {
+                let arr = small(name)?;
+                let dead = arr
+                    .as_slice::<u32>()
+                    .map_err(|kind| Error::Npy {
+                        path: dir.join(name),
+                        kind,
+                    })?
+                    .to_vec();
+                if dead.len() as u64 != entry.num_deleted {
+                    return Err(shape_err(
+                        name,
+                        "deleted documents",
+                        entry.num_deleted as usize,
+                        dead.len(),
+                    ));
+                }
+                if let Some(i) = dead
+                    .windows(2)
+                    .position(|w| w[1] <= w[0])
+                    .map(|i| i + 1)
+                    .or_else(|| dead.iter().position(|&d| d as usize >= n))
+                {
+                    return Err(Error::Layout {
+                        path: dir.join(name),
+                        fault: LayoutFault::BadEntry {
+                            what: "tombstone (ascending local index below num_docs)",
+                            index: i as u64,
+                            value: u64::from(dead[i]),
+                        },
+                    });
+                }
+                dead
+            }
+        };
+        if entry.tombstones.is_none() && entry.num_deleted != 0 {
+            return Err(shape_err(
+                &f.doc_ids,
+                "deleted documents",
+                0,
+                entry.num_deleted as usize,
+            ));
+        }
         segments.push(OpenedSegment {
             entry: entry.clone(),
             doc_ids,
+            deleted,
             doc_offsets,
             ivf_offsets,
             codes,

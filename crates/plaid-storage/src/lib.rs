@@ -22,6 +22,11 @@
 //!   contract, safe typed views afterwards).
 //! - [`atomic`]: write-to-temporary, sync, rename, sync-directory commits,
 //!   and streaming CRC-32 of files.
+//! - [`layout`]: creating and opening index directories.
+//! - [`live`]: changing a committed index: the write lock, commits that add,
+//!   replace or remove segments and record deletions, and cleanup of files
+//!   left by interrupted commits.
+//! - [`verify`]: checking every invariant of an index directory.
 //!
 //! # Example
 //!
@@ -58,9 +63,11 @@ compile_error!("plaid-storage views little-endian files in place and needs a lit
 pub mod atomic;
 mod error;
 pub mod layout;
+pub mod live;
 pub mod manifest;
 #[allow(unsafe_code)] // Memory maps cannot be created without `unsafe`.
 pub mod mmap;
 pub mod npy;
+pub mod verify;
 
 pub use error::{Error, HeaderFault, LayoutFault, NpyErrorKind};
