@@ -1,108 +1,111 @@
-//! [`Index`]: create, open and search an index directory.
+//! [`Snapshot`]: one committed generation of an index, searched consistently.
 
-use crate::build::{Progress, Stage, build_segment};
-use crate::{Documents, Error, IndexConfig};
+use crate::Error;
 use ndarray::{Array2, ArrayView2};
 use plaid_codec::types::{DocId, EmbeddingsView};
 use plaid_search::{CodesView, Hits, SearchParams, Searcher, SegmentParts, SegmentView};
 use plaid_storage::layout::{self, OpenedIndex, StoredCodes};
+use plaid_storage::manifest::Manifest;
 use std::path::Path;
 
-/// An open plaid index.
+/// One committed generation of an index: what a search sees.
 ///
-/// Opening reads the manifest, the codebook and the per-document arrays; the
-/// per-token arrays (codes, residuals, inverted lists) are memory-mapped, so
-/// open time and memory do not grow with the number of tokens. Opening never
-/// writes to the directory.
+/// A snapshot never changes. [`crate::Index`] hands out the current one as
+/// an `Arc` ([`crate::Index::snapshot`]); a commit swaps in a new one while
+/// searches on the old one finish undisturbed. The per-token arrays (codes,
+/// residuals, inverted lists) are memory-mapped unless the index was opened
+/// in memory, and plaid never modifies a committed file, so the maps stay
+/// valid after later commits.
 #[derive(Debug)]
-pub struct Index {
+pub struct Snapshot {
     inner: OpenedIndex,
+    /// Per segment: `None` when every document is live, else a bitmap of
+    /// live local documents (bit `i % 64` of word `i / 64`).
+    live: Vec<Option<Vec<u64>>>,
+    live_tokens: u64,
 }
 
-impl Index {
-    /// Builds an index of `docs` at `dir` (which must not exist or be empty)
-    /// and opens it. Documents get ids `0..N` in input order.
-    ///
-    /// # Errors
-    /// Bad input ([`Error::NoDocuments`], [`Error::EmptyDocument`],
-    /// [`Error::DimMismatch`], [`Error::NonFinite`], [`Error::LengthsMismatch`]),
-    /// bad configuration, a non-empty target directory, or IO failures.
-    /// Nothing is written when the input or configuration is refused.
-    pub fn create(
-        docs: Documents<'_>,
-        dir: impl AsRef<Path>,
-        config: &IndexConfig,
-    ) -> Result<Self, Error> {
-        Self::create_with_progress(docs, dir, config, &mut |_| {})
+impl Snapshot {
+    /// Opens the generation committed at `dir` now: per-token arrays
+    /// memory-mapped, or read into memory when `in_memory`. Checks every
+    /// segment's lengths and offsets once.
+    pub(crate) fn open(dir: &Path, in_memory: bool) -> Result<Self, Error> {
+        let inner = if in_memory {
+            layout::open_in_memory(dir)?
+        } else {
+            plaid_storage::mmap::open_index(dir)?
+        };
+        let mut live = Vec::with_capacity(inner.segments.len());
+        let mut live_tokens = 0u64;
+        for s in &inner.segments {
+            let n = s.doc_ids().len();
+            let offs = s.doc_offsets();
+            live_tokens += offs.last().copied().unwrap_or(0);
+            if s.deleted().is_empty() {
+                live.push(None);
+                continue;
+            }
+            let mut bits = vec![u64::MAX; n.div_ceil(64)];
+            if !n.is_multiple_of(64)
+                && let Some(last) = bits.last_mut()
+            {
+                *last = (1u64 << (n % 64)) - 1;
+            }
+            for &d in s.deleted() {
+                let d = d as usize;
+                // Tombstones were checked to be below num_docs at open.
+                if let (Some(w), Some(&a), Some(&b)) =
+                    (bits.get_mut(d / 64), offs.get(d), offs.get(d + 1))
+                {
+                    *w &= !(1u64 << (d % 64));
+                    live_tokens -= b - a;
+                }
+            }
+            live.push(Some(bits));
+        }
+        let snap = Self {
+            inner,
+            live,
+            live_tokens,
+        };
+        snap.searcher()?;
+        Ok(snap)
     }
 
-    /// [`Index::create`], calling `progress` as the build advances.
-    ///
-    /// # Errors
-    /// As [`Index::create`].
-    pub fn create_with_progress(
-        docs: Documents<'_>,
-        dir: impl AsRef<Path>,
-        config: &IndexConfig,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Self, Error> {
-        let dir = dir.as_ref();
-        config.validate()?;
-        layout::check_target(dir)?;
-        progress(Progress {
-            stage: Stage::Reading,
-            done: 0,
-            total: 1,
-        });
-        let flat = docs.flatten(None)?;
-        progress(Progress {
-            stage: Stage::Reading,
-            done: 1,
-            total: 1,
-        });
-        let (codebook, segment) = build_segment(&flat, config, progress)?;
-        drop(flat);
-        progress(Progress {
-            stage: Stage::Writing,
-            done: 0,
-            total: 1,
-        });
-        layout::create(dir, &codebook, &segment)?;
-        drop(segment);
-        progress(Progress {
-            stage: Stage::Writing,
-            done: 1,
-            total: 1,
-        });
-        Self::open(dir)
+    /// The manifest of this generation.
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
     }
 
-    /// Opens the index at `dir`, memory-mapping the per-token arrays.
-    ///
-    /// plaid never modifies a committed file in place, so the maps stay valid
-    /// while other plaid handles commit; changing the index's files with other
-    /// tools while it is open is not supported (see ARCHITECTURE.md).
-    ///
-    /// # Errors
-    /// A missing or damaged manifest, files of the wrong length, shape or
-    /// dtype, or IO failures.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
-        let inner = plaid_storage::mmap::open_index(dir.as_ref())?;
-        let index = Self { inner };
-        // Validate every segment's lengths and offsets once.
-        index.searcher()?;
-        Ok(index)
+    /// The commit counter of this generation.
+    pub fn generation(&self) -> u64 {
+        self.inner.manifest.generation
     }
 
-    /// Opens the index at `dir`, reading every array into memory.
-    ///
-    /// # Errors
-    /// As [`Index::open`].
-    pub fn open_in_memory(dir: impl AsRef<Path>) -> Result<Self, Error> {
-        let inner = layout::open_in_memory(dir.as_ref())?;
-        let index = Self { inner };
-        index.searcher()?;
-        Ok(index)
+    /// The opened segments, in manifest order.
+    pub(crate) fn segments(&self) -> &[layout::OpenedSegment] {
+        &self.inner.segments
+    }
+
+    /// Whether local document `local` of segment `si` is live.
+    pub(crate) fn is_live(&self, si: usize, local: usize) -> bool {
+        match self.live.get(si) {
+            Some(Some(bits)) => bits
+                .get(local / 64)
+                .is_some_and(|w| (w >> (local % 64)) & 1 == 1),
+            Some(None) => true,
+            None => false,
+        }
+    }
+
+    /// Where document `id` is stored: its segment's position and local
+    /// index, live or not.
+    pub(crate) fn locate(&self, id: u32) -> Option<(usize, usize)> {
+        self.inner
+            .segments
+            .iter()
+            .enumerate()
+            .find_map(|(si, s)| s.doc_ids().binary_search(&id).ok().map(|l| (si, l)))
     }
 
     /// A searcher over the current segments.
@@ -126,7 +129,7 @@ impl Index {
                 residuals: s.residuals()?,
                 ivf_offsets: s.ivf_offsets(),
                 ivf: s.ivf()?,
-                live: None,
+                live: self.live.get(i).and_then(|l| l.as_deref()),
             };
             views.push(SegmentView::try_new(parts, k, packed_len, i)?);
         }
@@ -156,10 +159,10 @@ impl Index {
         Ok(self.searcher()?.search(q, params)?)
     }
 
-    /// [`Index::search`] restricted to the documents in `ids`.
+    /// [`Snapshot::search`] restricted to the documents in `ids`.
     ///
     /// # Errors
-    /// As [`Index::search`].
+    /// As [`Snapshot::search`].
     pub fn search_within(
         &self,
         query: ArrayView2<'_, f32>,
@@ -195,7 +198,7 @@ impl Index {
     /// quality ceiling of this index.
     ///
     /// # Errors
-    /// As [`Index::search`].
+    /// As [`Snapshot::search`].
     pub fn exhaustive(&self, query: ArrayView2<'_, f32>, k: usize) -> Result<Hits, Error> {
         let (data, dim) = self.view(&query)?;
         let q = query_view(&data, dim)?;
@@ -212,18 +215,11 @@ impl Index {
         let packed_len = cb.nbits().packed_len(dim);
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            let (si, seg, local) = self
-                .inner
-                .segments
-                .iter()
-                .enumerate()
-                .find_map(|(si, s)| {
-                    s.doc_ids()
-                        .binary_search(&id.as_u32())
-                        .ok()
-                        .map(|l| (si, s, l))
-                })
+            let (si, local) = self
+                .locate(id.as_u32())
+                .filter(|&(si, l)| self.is_live(si, l))
                 .ok_or(Error::UnknownDoc { id: id.as_u32() })?;
+            let seg = &self.inner.segments[si];
             let offs = seg.doc_offsets();
             let (start, end) = (offs[local] as usize, offs[local + 1] as usize);
             // Codebook::decompress does the per-token work; it only needs
@@ -248,25 +244,43 @@ impl Index {
         Ok(out)
     }
 
-    /// Every document id, ascending.
+    /// Every live document id, ascending.
     pub fn doc_ids(&self) -> Vec<DocId> {
         let mut ids: Vec<DocId> = self
             .inner
             .segments
             .iter()
-            .flat_map(|s| s.doc_ids().iter().map(|&d| DocId::new(d)))
+            .enumerate()
+            .flat_map(|(si, s)| {
+                s.doc_ids()
+                    .iter()
+                    .enumerate()
+                    .filter(move |&(l, _)| self.is_live(si, l))
+                    .map(|(_, &d)| DocId::new(d))
+            })
             .collect();
         ids.sort_unstable();
         ids
     }
 
-    /// Number of documents.
+    /// Number of live documents.
     pub fn num_docs(&self) -> usize {
         self.inner.manifest.num_docs() as usize
     }
 
-    /// Number of stored tokens.
+    /// Number of tokens of the live documents.
     pub fn num_tokens(&self) -> usize {
+        self.live_tokens as usize
+    }
+
+    /// Number of deleted documents whose data is still stored (compaction
+    /// reclaims it).
+    pub fn num_deleted(&self) -> usize {
+        self.inner.manifest.num_deleted() as usize
+    }
+
+    /// Number of tokens stored, deleted documents' included.
+    pub fn stored_tokens(&self) -> usize {
         self.inner.manifest.num_tokens() as usize
     }
 

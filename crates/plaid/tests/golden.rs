@@ -136,6 +136,7 @@ fn compat_v1_golden_index_opens_and_searches() {
         // The same expectations hold for every kernel this CPU can run.
         for kernel in Kernel::ALL.into_iter().filter(|k| k.is_available()) {
             let hits = index
+                .snapshot()
                 .searcher()
                 .unwrap()
                 .with_kernel(kernel)

@@ -15,6 +15,10 @@ pub(crate) fn dispatch(cmd: Command) -> Result<()> {
         Command::Search(a) => search(a),
         Command::Info(a) => info(a),
         Command::Demo(a) => demo(a),
+        Command::Add(a) => super::live::add(a),
+        Command::Delete(a) => super::live::delete(a),
+        Command::Compact(a) => super::live::compact(a),
+        Command::Verify(a) => super::live::verify(a),
     }
 }
 
@@ -198,7 +202,7 @@ fn search(a: SearchArgs) -> Result<()> {
         "p99_ms": percentile(&latencies, 0.99),
         "batch_qps": batch_qps,
         "exhaustive": a.exhaustive,
-        "kernel": index.searcher()?.kernel().name(),
+        "kernel": index.snapshot().searcher()?.kernel().name(),
         "peak_rss_kb": peak_rss_kb(),
     });
     if a.json {
@@ -218,9 +222,15 @@ fn search(a: SearchArgs) -> Result<()> {
 fn info(a: InfoArgs) -> Result<()> {
     let index = Index::open(&a.dir)?;
     let bytes = dir_bytes(&a.dir)?;
+    let snap = index.snapshot();
     let summary = json!({
-        "num_docs": index.num_docs(),
-        "num_tokens": index.num_tokens(),
+        "num_docs": snap.num_docs(),
+        "num_tokens": snap.num_tokens(),
+        "num_deleted": snap.num_deleted(),
+        "stored_tokens": snap.stored_tokens(),
+        "next_doc_id": snap.manifest().next_doc_id,
+        "generation": snap.generation(),
+        "segments": snap.manifest().segments.len(),
         "num_centroids": index.num_centroids(),
         "dim": index.dim(),
         "nbits": index.nbits(),
