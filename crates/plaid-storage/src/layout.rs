@@ -252,48 +252,67 @@ pub fn check_target(dir: &Path) -> Result<(), Error> {
     }
 }
 
-fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<Manifest, Error> {
+/// Writes the codebook files of generation `generation` into `dir` and
+/// records them in `files`.
+pub(crate) fn write_codebook(
+    dir: &Path,
+    files: &mut BTreeMap<String, FileEntry>,
+    codebook: &Codebook,
+    generation: u64,
+) -> Result<CodebookFiles, Error> {
     let dim = codebook.dim();
     let k = codebook.num_centroids();
-    let nbits = codebook.nbits();
     let q = codebook.quantizer();
-    let b = nbits.num_buckets();
-    let mut files = BTreeMap::new();
-    let generation = 1u64;
+    let b = codebook.nbits().num_buckets();
     let (cut_shape, w_shape) = match q.kind() {
         QuantizerKind::Global => (vec![b - 1], vec![b]),
         QuantizerKind::PerDim => (vec![dim, b - 1], vec![dim, b]),
     };
-    let cb = CodebookFiles {
+    Ok(CodebookFiles {
         centroids: put(
             dir,
-            &mut files,
+            files,
             format!("centroids.{generation}.npy"),
             &[k, dim],
             codebook.centroids(),
         )?,
         bucket_cutoffs: put(
             dir,
-            &mut files,
+            files,
             format!("bucket_cutoffs.{generation}.npy"),
             &cut_shape,
             q.cutoffs(),
         )?,
         bucket_weights: put(
             dir,
-            &mut files,
+            files,
             format!("bucket_weights.{generation}.npy"),
             &w_shape,
             q.weights(),
         )?,
         avg_residual: put(
             dir,
-            &mut files,
+            files,
             format!("avg_residual.{generation}.npy"),
             &[dim],
             codebook.avg_residual(),
         )?,
-    };
+    })
+}
+
+/// The manifest's `quantizer` value for a codebook.
+pub(crate) fn quantizer_of(codebook: &Codebook) -> QuantizerRepr {
+    quantizer_repr(codebook.quantizer().kind())
+}
+
+fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<Manifest, Error> {
+    let dim = codebook.dim();
+    let k = codebook.num_centroids();
+    let nbits = codebook.nbits();
+    let q = codebook.quantizer();
+    let mut files = BTreeMap::new();
+    let generation = 1u64;
+    let cb = write_codebook(dir, &mut files, codebook, generation)?;
     let seg = write_segment(dir, &mut files, 1, segment, nbits.packed_len(dim))?;
     let next_doc_id = segment.doc_ids.last().map_or(0, |&d| u64::from(d) + 1);
     let manifest = Manifest {

@@ -204,6 +204,57 @@ impl<'a> Commit<'a> {
         Ok(())
     }
 
+    /// Writes `codebook` as the codebook of the new generation
+    /// (`<name>.<generation>.npy` files) and makes the manifest's codebook
+    /// fields describe it. Every segment must be removed first: their codes
+    /// belong to the old codebook.
+    ///
+    /// # Errors
+    /// [`LayoutFault::Shape`] when segments are still listed or the
+    /// dimension differs; write errors.
+    pub fn replace_codebook(&mut self, codebook: &plaid_codec::Codebook) -> Result<(), Error> {
+        let shape = |what, expected: usize, found: usize| Error::Layout {
+            path: self.dir.join(MANIFEST_FILE),
+            fault: LayoutFault::Shape {
+                what,
+                expected,
+                found,
+            },
+        };
+        if !self.next.segments.is_empty() {
+            return Err(shape(
+                "segments left when replacing the codebook",
+                0,
+                self.next.segments.len(),
+            ));
+        }
+        if codebook.dim() != self.next.dim as usize {
+            return Err(shape("dim", self.next.dim as usize, codebook.dim()));
+        }
+        let generation = self.next.generation;
+        let mut files = BTreeMap::new();
+        let cb = crate::layout::write_codebook(self.dir, &mut files, codebook, generation);
+        self.written.extend(files.keys().cloned());
+        let cb = cb?;
+        let old = std::mem::replace(&mut self.next.codebook, cb);
+        for name in [
+            old.centroids,
+            old.bucket_cutoffs,
+            old.bucket_weights,
+            old.avg_residual,
+        ] {
+            self.next.files.remove(&name);
+        }
+        self.next.files.extend(files);
+        let k = codebook.num_centroids();
+        self.next.num_centroids = k as u32;
+        self.next.code_bytes = if k <= usize::from(u16::MAX) + 1 { 2 } else { 4 };
+        self.next.nbits = codebook.nbits().bits();
+        self.next.quantizer = crate::layout::quantizer_of(codebook);
+        self.next.outlier_radius = codebook.outlier_radius();
+        Ok(())
+    }
+
     /// Unlists segment `id` and its files (they are removed after the commit).
     ///
     /// # Errors
