@@ -4,7 +4,6 @@ use crate::build::{Progress, Stage, build_segment};
 use crate::snapshot::Snapshot;
 use crate::{Documents, Error, IndexConfig};
 use ndarray::{Array2, ArrayView2};
-use plaid_codec::Codebook;
 use plaid_codec::types::DocId;
 use plaid_search::{Hits, SearchParams};
 use plaid_storage::layout;
@@ -62,7 +61,6 @@ impl Default for CompactionPolicy {
 pub struct Index {
     dir: PathBuf,
     in_memory: bool,
-    codebook: Codebook,
     current: RwLock<Arc<Snapshot>>,
     writer: Mutex<Option<WriteLock>>,
     policy: CompactionPolicy,
@@ -130,6 +128,30 @@ impl Index {
         Self::open(dir)
     }
 
+    /// Adds `docs` to the index at `dir`, creating the index (with `config`)
+    /// when `dir` holds none yet. Returns the index and the new documents'
+    /// ids. `config` is only used to create; an existing index keeps its
+    /// codebook.
+    ///
+    /// # Errors
+    /// As [`Index::create`] or [`Index::add`].
+    pub fn update_or_create(
+        dir: impl AsRef<Path>,
+        docs: Documents<'_>,
+        config: &IndexConfig,
+    ) -> Result<(Self, Vec<DocId>), Error> {
+        let dir = dir.as_ref();
+        if dir.join(plaid_storage::manifest::MANIFEST_FILE).exists() {
+            let index = Self::open(dir)?;
+            let ids = index.add(docs)?;
+            Ok((index, ids))
+        } else {
+            let index = Self::create(docs, dir, config)?;
+            let ids = index.doc_ids();
+            Ok((index, ids))
+        }
+    }
+
     /// Opens the index at `dir`, memory-mapping the per-token arrays.
     ///
     /// plaid never modifies a committed file in place, so the maps stay valid
@@ -157,7 +179,6 @@ impl Index {
         Ok(Self {
             dir: dir.to_path_buf(),
             in_memory,
-            codebook: snap.codebook().clone(),
             current: RwLock::new(Arc::new(snap)),
             writer: Mutex::new(None),
             policy: CompactionPolicy::default(),
@@ -209,9 +230,11 @@ impl Index {
         Ok(true)
     }
 
-    /// Takes this handle's writer: the directory's write lock (on first use),
-    /// after which the handle is brought up to date and files left by
-    /// interrupted commits are removed.
+    /// Takes this handle's writer: the directory's write lock (on first use,
+    /// when files left by interrupted commits are also removed). Every write
+    /// then starts from the committed manifest: the handle reloads if it is
+    /// behind (commits made before it held the lock, or a commit whose new
+    /// generation it failed to open).
     pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Option<WriteLock>>, Error> {
         let mut guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
@@ -219,6 +242,8 @@ impl Index {
             self.reload()?;
             remove_unreferenced(&self.dir, self.snapshot().manifest(), &lock)?;
             *guard = Some(lock);
+        } else {
+            self.reload()?;
         }
         Ok(guard)
     }
@@ -308,22 +333,17 @@ impl Index {
 
     /// Number of centroids.
     pub fn num_centroids(&self) -> usize {
-        self.codebook.num_centroids()
+        self.snapshot().num_centroids()
     }
 
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
-        self.codebook.dim()
+        self.snapshot().dim()
     }
 
     /// Residual bits per dimension.
     pub fn nbits(&self) -> u8 {
-        self.codebook.nbits().bits()
-    }
-
-    /// The codebook (centroids and residual quantiser).
-    pub fn codebook(&self) -> &Codebook {
-        &self.codebook
+        self.snapshot().nbits()
     }
 
     /// The directory the index was opened from.

@@ -1,4 +1,5 @@
-//! Changing an index: [`Index::add`], [`Index::delete`], [`Index::compact`].
+//! Changing an index: [`Index::add`], [`Index::delete`], [`Index::compact`],
+//! [`Index::rebuild`].
 //!
 //! Each is one commit (see `plaid_storage::live`): appended documents go
 //! into a new segment encoded with the existing codebook, deletions into new
@@ -6,11 +7,16 @@
 //! Committed files are never modified. The automatic compaction of the
 //! [`CompactionPolicy`] is part of the same commit as the write that
 //! triggers it.
+//!
+//! Errors before the commit point leave the index unchanged. The only
+//! error after it is failing to open the new generation (a damaged disk, for
+//! instance): the change is then committed although the call reports the
+//! error, as a crash at that moment would; [`Index::reload`] shows it.
 
-use crate::build::encode_docs;
+use crate::build::{build_segment, encode_docs};
 use crate::index::CompactionPolicy;
 use crate::snapshot::Snapshot;
-use crate::{Documents, Error, Index};
+use crate::{Documents, Error, Index, IndexConfig};
 use plaid_codec::types::DocId;
 use plaid_storage::layout::{CodesBuf, SegmentData, StoredCodes};
 use plaid_storage::live::{Commit, remove_files};
@@ -52,10 +58,13 @@ impl Index {
     /// when the ids would pass `u32::MAX`, a lock held by another writer, or
     /// IO failures. Nothing is committed on error.
     pub fn add(&self, docs: Documents<'_>) -> Result<Vec<DocId>, Error> {
+        // Bad input is refused before the lock is taken. The dimension never
+        // changes (a rebuild keeps it); the codebook may, so encoding waits
+        // for the lock.
         let flat = docs.flatten(Some(self.dim()))?;
-        let (codes, residuals) = encode_docs(self.codebook(), &flat)?;
         let _guard = self.writer()?;
         let snap = self.snapshot();
+        let (codes, residuals) = encode_docs(snap.codebook(), &flat)?;
         let first = snap.manifest().next_doc_id;
         let n = flat.num_docs() as u64;
         let end = first + n;
@@ -68,7 +77,7 @@ impl Index {
         }
         // Checked above: every id is at most u32::MAX.
         let doc_ids: Vec<u32> = (first..end).map(|d| d as u32).collect();
-        let k = self.num_centroids();
+        let k = snap.num_centroids();
         let (ivf_lengths, ivf) = SegmentData::build_ivf(&flat.lens, &codes, k);
         let segment = SegmentData {
             doc_ids: doc_ids.clone(),
@@ -214,7 +223,7 @@ impl Index {
         }
         for g in &groups {
             let members: Vec<(usize, &[u32])> = g.iter().map(|&si| (si, deleted_of(si))).collect();
-            let merged = merge(snap, &members, self.num_centroids())?;
+            let merged = merge(snap, &members, snap.num_centroids())?;
             for &si in g {
                 if deleted_of(si).len() != segments[si].doc_ids().len() {
                     commit.remove_segment(segments[si].entry().id)?;
@@ -227,13 +236,55 @@ impl Index {
         if let Some(seg) = &change.new_segment {
             commit.add_segment(seg)?;
         }
+        self.finish(commit)
+    }
+
+    /// Commits, makes the new generation current, and removes the files it
+    /// no longer lists.
+    fn finish(&self, commit: Commit<'_>) -> Result<std::sync::Arc<Snapshot>, Error> {
         let (_, obsolete) = commit.finish()?;
         let current = self.publish_current()?;
         // Old snapshots of this process keep their maps of removed files
         // (Unix unlink semantics); a failure leaves files the next writer
         // removes.
-        let _ = remove_files(&dir, &obsolete);
+        let _ = remove_files(self.dir(), &obsolete);
         Ok(current)
+    }
+
+    /// Retrains the codebook from the decompressed vectors of the live
+    /// documents (k-means and quantiser as [`Index::create`] does, with
+    /// `config`) and re-encodes them into one segment, in one commit. Ids do
+    /// not change. Use it when documents added since the index was created
+    /// no longer resemble the ones its codebook was trained on.
+    ///
+    /// # Errors
+    /// [`Error::NoDocuments`] when no document is live, bad configuration, a
+    /// lock held by another writer, or IO failures. Nothing is committed on
+    /// error.
+    pub fn rebuild(&self, config: &IndexConfig) -> Result<(), Error> {
+        config.validate()?;
+        let _guard = self.writer()?;
+        let snap = self.snapshot();
+        let ids = snap.doc_ids();
+        if ids.is_empty() {
+            return Err(Error::NoDocuments);
+        }
+        let (codebook, mut segment) = {
+            let mats = snap.reconstruct(&ids)?;
+            let views: Vec<ndarray::ArrayView2<'_, f32>> = mats.iter().map(|m| m.view()).collect();
+            let flat = Documents::Views(&views).flatten(Some(snap.dim()))?;
+            build_segment(&flat, config, &mut |_| {})?
+        };
+        segment.doc_ids = ids.iter().map(|d| d.as_u32()).collect();
+        let dir = self.dir().to_path_buf();
+        let mut commit = Commit::begin(&dir, snap.manifest());
+        for s in snap.segments() {
+            commit.remove_segment(s.entry().id)?;
+        }
+        commit.replace_codebook(&codebook)?;
+        commit.add_segment(&segment)?;
+        self.finish(commit)?;
+        Ok(())
     }
 }
 

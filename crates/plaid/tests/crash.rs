@@ -1,7 +1,8 @@
-//! Crash safety: `plaid add`, `plaid delete` and `plaid compact` child
-//! processes are killed with SIGKILL at random moments. After every kill the
-//! index opens, passes `verify`, and holds exactly the operations that had
-//! returned success, plus possibly the one that was killed.
+//! Crash safety: `plaid add`, `plaid delete`, `plaid compact` and `plaid
+//! rebuild` child processes are killed with SIGKILL at random moments. After
+//! every kill the index opens, passes `verify`, and holds exactly the
+//! operations that had returned success, plus possibly the one that was
+//! killed.
 //!
 //! The normal run kills 20 children (a few seconds). Set `PLAID_CRASH_KILLS`
 //! for a longer run, e.g. `PLAID_CRASH_KILLS=500 cargo test -p plaid --test
@@ -26,6 +27,7 @@ enum Op {
     Add { first: u32, n: u32 },
     Delete { ids: Vec<u32> },
     Compact,
+    Rebuild,
 }
 
 impl Op {
@@ -37,7 +39,7 @@ impl Op {
             Op::Delete { ids } => ids.iter().for_each(|d| {
                 out.remove(d);
             }),
-            Op::Compact => {}
+            Op::Compact | Op::Rebuild => {}
         }
         out
     }
@@ -157,10 +159,22 @@ fn killed_writers_leave_the_old_or_the_new_state() {
                     list.join(","),
                 ],
             )
-        } else {
+        } else if roll < 96 {
             (
                 Op::Compact,
                 vec!["compact".into(), dir.display().to_string()],
+            )
+        } else {
+            (
+                Op::Rebuild,
+                vec![
+                    "rebuild".into(),
+                    dir.display().to_string(),
+                    "--num-centroids".into(),
+                    "16".into(),
+                    "--threads".into(),
+                    "1".into(),
+                ],
             )
         };
         journal(&mut log, &format!("begin {op:?}"));

@@ -515,3 +515,82 @@ fn searches_see_committed_states_while_a_writer_commits() {
     assert_eq!(raw(&index.doc_ids()), live);
     index.verify().unwrap();
 }
+
+#[test]
+fn an_index_can_be_emptied_and_refilled() {
+    let c = corpus(30, 11);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let index = create(&dir, &c, 20);
+    index.delete(&ids(&(0..20).collect::<Vec<_>>())).unwrap();
+    assert_eq!(index.num_docs(), 0);
+    assert_eq!(index.snapshot().manifest().segments.len(), 0);
+    let hits = index
+        .search(query(&c, 3).view(), &SearchParams::with_k(5))
+        .unwrap();
+    assert!(hits.ids.is_empty());
+    index.verify().unwrap();
+    let reopened = Index::open(&dir).unwrap();
+    assert_eq!(reopened.num_docs(), 0);
+    drop(reopened);
+    let added = index.add(flat(&c, &c.doclens[20..30], 20)).unwrap();
+    assert_eq!(raw(&added), (20..30).collect::<Vec<_>>());
+    let hits = index
+        .search(query(&c, 25).view(), &SearchParams::with_k(5))
+        .unwrap();
+    assert_eq!(hits.ids[0].as_u32(), 25);
+    index.verify().unwrap();
+}
+
+#[test]
+fn update_or_create_creates_then_appends() {
+    let c = corpus(30, 12);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let config = IndexConfig::default();
+    let (index, first) =
+        Index::update_or_create(&dir, flat(&c, &c.doclens[..20], 0), &config).unwrap();
+    assert_eq!(raw(&first), (0..20).collect::<Vec<_>>());
+    drop(index);
+    let (index, more) =
+        Index::update_or_create(&dir, flat(&c, &c.doclens[20..30], 20), &config).unwrap();
+    assert_eq!(raw(&more), (20..30).collect::<Vec<_>>());
+    assert_eq!(index.num_docs(), 30);
+}
+
+#[test]
+fn rebuild_retrains_the_codebook_and_keeps_ids() {
+    let c = corpus(120, 13);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let index = create(&dir, &c, 40);
+    index.add(flat(&c, &c.doclens[40..120], 40)).unwrap();
+    index.delete(&ids(&[5, 50, 90])).unwrap();
+    let before_ids = index.doc_ids();
+    let old_centroids = index.snapshot().manifest().codebook.centroids.clone();
+    index
+        .rebuild(&IndexConfig::default().num_centroids(Some(64)))
+        .unwrap();
+    let snap = index.snapshot();
+    assert_eq!(snap.doc_ids(), before_ids);
+    assert_eq!(snap.num_centroids(), 64);
+    assert_eq!(snap.manifest().segments.len(), 1);
+    assert_eq!(snap.num_deleted(), 0);
+    let new_centroids = &snap.manifest().codebook.centroids;
+    assert_ne!(new_centroids, &old_centroids);
+    assert!(!dir.join(&old_centroids).exists());
+    index.verify().unwrap();
+    for d in [0usize, 60, 119] {
+        let hits = index
+            .search(query(&c, d).view(), &SearchParams::with_k(3))
+            .unwrap();
+        assert_eq!(hits.ids[0].as_usize(), d);
+    }
+    // Adds after a rebuild use the new codebook.
+    drop(snap);
+    let c2 = corpus(10, 14);
+    let added = index.add(flat(&c2, &c2.doclens, 0)).unwrap();
+    assert_eq!(added[0].as_u32(), 120);
+    index.verify().unwrap();
+    assert_eq!(Index::open(&dir).unwrap().num_centroids(), 64);
+}

@@ -19,6 +19,7 @@ pub(crate) fn dispatch(cmd: Command) -> Result<()> {
         Command::Delete(a) => super::live::delete(a),
         Command::Compact(a) => super::live::compact(a),
         Command::Verify(a) => super::live::verify(a),
+        Command::Rebuild(a) => super::live::rebuild(a),
     }
 }
 
@@ -234,7 +235,7 @@ fn info(a: InfoArgs) -> Result<()> {
         "num_centroids": index.num_centroids(),
         "dim": index.dim(),
         "nbits": index.nbits(),
-        "quantizer": match index.codebook().quantizer().kind() {
+        "quantizer": match snap.codebook().quantizer().kind() {
             QuantizerKind::Global => "global",
             _ => "per_dim",
         },

@@ -29,6 +29,8 @@ pub(crate) enum Command {
     Compact(DirArgs),
     /// Check every invariant of an index's files; non-zero exit when one fails.
     Verify(DirArgs),
+    /// Retrain the codebook from the live documents' decompressed vectors.
+    Rebuild(RebuildArgs),
 }
 
 impl Command {
@@ -38,6 +40,7 @@ impl Command {
             Command::Search(a) => a.threads,
             Command::Demo(a) => a.threads,
             Command::Add(a) => a.threads,
+            Command::Rebuild(a) => a.threads,
             Command::Info(_) | Command::Delete(_) | Command::Compact(_) | Command::Verify(_) => {
                 None
             }
@@ -182,6 +185,27 @@ pub(crate) struct DeleteArgs {
 pub(crate) struct DirArgs {
     /// Index directory.
     pub(crate) dir: PathBuf,
+    /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RebuildArgs {
+    /// Index directory.
+    pub(crate) dir: PathBuf,
+    /// Residual bits per dimension (default: the index's).
+    #[arg(long)]
+    pub(crate) nbits: Option<u8>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Number of centroids (default: 2^floor(log2(16·sqrt(T)))).
+    #[arg(long)]
+    pub(crate) num_centroids: Option<usize>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
     /// Print a one-line JSON summary as the last line.
     #[arg(long)]
     pub(crate) json: bool,

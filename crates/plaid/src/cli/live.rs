@@ -1,10 +1,10 @@
 //! The commands that change an index: add, delete, compact; and verify.
 
-use super::flags::{AddArgs, DeleteArgs, DirArgs};
+use super::flags::{AddArgs, DeleteArgs, DirArgs, RebuildArgs};
 use super::io::{read_lengths, read_matrix};
 use anyhow::{Context, Result};
 use plaid::types::DocId;
-use plaid::{Documents, Index};
+use plaid::{Documents, Index, IndexConfig};
 use serde_json::json;
 use std::time::Instant;
 
@@ -132,6 +132,35 @@ pub(crate) fn verify(a: DirArgs) -> Result<()> {
         println!(
             "ok: generation {}, {} segments, {} live documents ({} deleted), {} files checked",
             r.generation, r.segments, r.num_docs, r.num_deleted, r.files
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn rebuild(a: RebuildArgs) -> Result<()> {
+    let start = Instant::now();
+    let index = Index::open(&a.dir)?;
+    let config = IndexConfig::default()
+        .nbits(a.nbits.unwrap_or(index.nbits()))
+        .seed(a.seed)
+        .num_centroids(a.num_centroids);
+    index.rebuild(&config)?;
+    let secs = start.elapsed().as_secs_f64();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "num_docs": index.num_docs(),
+                "num_centroids": index.num_centroids(),
+                "generation": index.snapshot().generation(),
+                "seconds": secs,
+            })
+        );
+    } else {
+        println!(
+            "rebuilt {} documents with {} centroids in {secs:.2} s",
+            index.num_docs(),
+            index.num_centroids()
         );
     }
     Ok(())
