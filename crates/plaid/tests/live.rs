@@ -489,6 +489,34 @@ fn searches_see_committed_states_while_a_writer_commits() {
         })
         .collect();
 
+    // Another handle (as another process would) reloads and searches while
+    // the writer commits and compaction removes files: opening a new
+    // generation must retry, never fail.
+    let other = {
+        let (dir, stop, queries) = (
+            index.dir().to_path_buf(),
+            Arc::clone(&stop),
+            Arc::clone(&queries),
+        );
+        std::thread::spawn(move || {
+            let handle = Index::open(&dir).unwrap();
+            let (mut reloads, mut i) = (0usize, 0usize);
+            while !stop.load(Ordering::Acquire) {
+                if handle.reload().unwrap() {
+                    reloads += 1;
+                }
+                let snap = handle.snapshot();
+                let hits = snap
+                    .search(queries[i % 400].view(), &SearchParams::with_k(10))
+                    .unwrap();
+                let live: BTreeSet<u32> = snap.doc_ids().iter().map(|d| d.as_u32()).collect();
+                assert!(hits.ids.iter().all(|d| live.contains(&d.as_u32())));
+                i += 5;
+            }
+            reloads
+        })
+    };
+
     let mut rng_state = 12345u64;
     let mut next = || {
         rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -507,9 +535,13 @@ fn searches_see_committed_states_while_a_writer_commits() {
             .collect();
         index.delete(&ids(&victims)).unwrap();
         deleted.write().unwrap().extend(victims);
+        if b % 3 == 2 {
+            index.compact().unwrap();
+        }
     }
     stop.store(true, Ordering::Release);
     let searches: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(other.join().unwrap() >= 1);
     assert!(searches >= 60);
     live.sort_unstable();
     assert_eq!(raw(&index.doc_ids()), live);
