@@ -290,8 +290,12 @@ impl<'a> Commit<'a> {
     /// # Errors
     /// Write errors; the old manifest then stays committed.
     pub fn finish(mut self) -> Result<(Manifest, Vec<String>), Error> {
-        crate::layout::write_manifest(self.dir, &self.next)?;
+        // From here on the new files must stay: if writing the manifest fails
+        // after its rename (syncing the directory), the new manifest may
+        // already be the committed one and list them. If it fails before,
+        // they are unlisted leftovers that the next writer removes.
         self.finished = true;
+        crate::layout::write_manifest(self.dir, &self.next)?;
         let obsolete = self
             .base_files
             .iter()
