@@ -708,7 +708,9 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
             path: dir.join(&f.ivf_lengths),
             kind,
         })?;
-        if ivf_lengths.len() != k {
+        // A segment written before centroids were appended to the codebook
+        // has fewer lists; the lists of the newer centroids are empty.
+        if ivf_lengths.len() > k {
             return Err(shape_err(&f.ivf_lengths, "centroids", k, ivf_lengths.len()));
         }
         let mut ivf_offsets = Vec::with_capacity(k + 1);
@@ -718,6 +720,7 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
             acc += u64::from(l);
             ivf_offsets.push(acc);
         }
+        ivf_offsets.resize(k + 1, acc);
         let codes = large(&dir.join(&f.codes))?;
         let code_ok = match manifest.code_bytes {
             2 => codes.as_slice::<u16>().map(|c| c.len()),

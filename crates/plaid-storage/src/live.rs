@@ -213,6 +213,27 @@ impl<'a> Commit<'a> {
     /// [`LayoutFault::Shape`] when segments are still listed or the
     /// dimension differs; write errors.
     pub fn replace_codebook(&mut self, codebook: &plaid_codec::Codebook) -> Result<(), Error> {
+        self.write_codebook(codebook, false)
+    }
+
+    /// Writes `codebook`, which must be the current codebook with centroids
+    /// appended (same first `num_centroids` rows, quantiser, `nbits` and code
+    /// width), as the codebook of the new generation. Existing segments stay
+    /// valid: their codes still mean the same centroids, and the inverted
+    /// lists of the new centroids are empty in them.
+    ///
+    /// # Errors
+    /// [`LayoutFault::Shape`] when `codebook` has fewer centroids, another
+    /// dimension, `nbits` or code width; write errors.
+    pub fn extend_codebook(&mut self, codebook: &plaid_codec::Codebook) -> Result<(), Error> {
+        self.write_codebook(codebook, true)
+    }
+
+    fn write_codebook(
+        &mut self,
+        codebook: &plaid_codec::Codebook,
+        extend: bool,
+    ) -> Result<(), Error> {
         let shape = |what, expected: usize, found: usize| Error::Layout {
             path: self.dir.join(MANIFEST_FILE),
             fault: LayoutFault::Shape {
@@ -221,7 +242,7 @@ impl<'a> Commit<'a> {
                 found,
             },
         };
-        if !self.next.segments.is_empty() {
+        if !extend && !self.next.segments.is_empty() {
             return Err(shape(
                 "segments left when replacing the codebook",
                 0,
@@ -230,6 +251,28 @@ impl<'a> Commit<'a> {
         }
         if codebook.dim() != self.next.dim as usize {
             return Err(shape("dim", self.next.dim as usize, codebook.dim()));
+        }
+        let k = codebook.num_centroids();
+        let code_bytes = if k <= usize::from(u16::MAX) + 1 { 2 } else { 4 };
+        if extend {
+            let old_k = self.next.num_centroids as usize;
+            if k < old_k {
+                return Err(shape("centroids of an extended codebook", old_k, k));
+            }
+            if code_bytes != self.next.code_bytes {
+                return Err(shape(
+                    "code bytes of an extended codebook",
+                    usize::from(self.next.code_bytes),
+                    usize::from(code_bytes),
+                ));
+            }
+            if codebook.nbits().bits() != self.next.nbits {
+                return Err(shape(
+                    "nbits of an extended codebook",
+                    usize::from(self.next.nbits),
+                    usize::from(codebook.nbits().bits()),
+                ));
+            }
         }
         let generation = self.next.generation;
         let mut files = BTreeMap::new();
@@ -246,9 +289,8 @@ impl<'a> Commit<'a> {
             self.next.files.remove(&name);
         }
         self.next.files.extend(files);
-        let k = codebook.num_centroids();
         self.next.num_centroids = k as u32;
-        self.next.code_bytes = if k <= usize::from(u16::MAX) + 1 { 2 } else { 4 };
+        self.next.code_bytes = code_bytes;
         self.next.nbits = codebook.nbits().bits();
         self.next.quantizer = crate::layout::quantizer_of(codebook);
         self.next.outlier_radius = codebook.outlier_radius();
