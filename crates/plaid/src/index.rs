@@ -64,6 +64,7 @@ pub struct Index {
     current: RwLock<Arc<Snapshot>>,
     writer: Mutex<Option<WriteLock>>,
     policy: CompactionPolicy,
+    grow_codebook: bool,
 }
 
 /// How many times opening retries when a concurrent commit removed a file
@@ -182,6 +183,7 @@ impl Index {
             current: RwLock::new(Arc::new(snap)),
             writer: Mutex::new(None),
             policy: CompactionPolicy::default(),
+            grow_codebook: true,
         })
     }
 
@@ -189,6 +191,19 @@ impl Index {
     pub fn with_compaction_policy(mut self, policy: CompactionPolicy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// Whether [`Index::add`] appends centroids for added tokens that lie
+    /// outside the codebook's outlier radius (default `true`; see
+    /// `docs/format.md`, "Codebook growth").
+    pub fn with_codebook_growth(mut self, grow: bool) -> Self {
+        self.grow_codebook = grow;
+        self
+    }
+
+    /// Whether adds grow the codebook.
+    pub fn grows_codebook(&self) -> bool {
+        self.grow_codebook
     }
 
     /// The automatic compaction policy in use.

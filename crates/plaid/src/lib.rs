@@ -34,6 +34,7 @@ mod build;
 mod config;
 mod docs;
 mod error;
+mod grow;
 mod index;
 mod snapshot;
 pub mod synth;

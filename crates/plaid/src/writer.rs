@@ -44,6 +44,8 @@ struct Change {
     new_segment: Option<SegmentData>,
     /// Merge every segment into one (explicit compaction).
     full: bool,
+    /// The codebook with centroids appended for the new segment's outliers.
+    grown: Option<plaid_codec::Codebook>,
 }
 
 impl Index {
@@ -64,7 +66,21 @@ impl Index {
         let flat = docs.flatten(Some(self.dim()))?;
         let _guard = self.writer()?;
         let snap = self.snapshot();
-        let (codes, residuals) = encode_docs(snap.codebook(), &flat)?;
+        let (mut codes, mut residuals) = encode_docs(snap.codebook(), &flat)?;
+        let mut grown = None;
+        if self.grows_codebook() {
+            let outliers = crate::grow::outliers(snap.codebook(), &flat, &codes);
+            if !outliers.is_empty() {
+                grown = crate::grow::grow(
+                    snap.codebook(),
+                    &flat,
+                    &outliers,
+                    &mut codes,
+                    &mut residuals,
+                    snap.generation(),
+                )?;
+            }
+        }
         let first = snap.manifest().next_doc_id;
         let n = flat.num_docs() as u64;
         let end = first + n;
@@ -77,7 +93,9 @@ impl Index {
         }
         // Checked above: every id is at most u32::MAX.
         let doc_ids: Vec<u32> = (first..end).map(|d| d as u32).collect();
-        let k = snap.num_centroids();
+        let k = grown
+            .as_ref()
+            .map_or(snap.num_centroids(), |g| g.num_centroids());
         let (ivf_lengths, ivf) = SegmentData::build_ivf(&flat.lens, &codes, k);
         let segment = SegmentData {
             doc_ids: doc_ids.clone(),
@@ -92,6 +110,7 @@ impl Index {
             &snap,
             Change {
                 new_segment: Some(segment),
+                grown,
                 ..Change::default()
             },
         )?;
@@ -212,6 +231,10 @@ impl Index {
         }
         let dir = self.dir().to_path_buf();
         let mut commit = Commit::begin(&dir, snap.manifest());
+        if let Some(cb) = &change.grown {
+            commit.extend_codebook(cb)?;
+        }
+        let num_centroids = commit.manifest().num_centroids as usize;
         for (si, s) in segments.iter().enumerate() {
             let id = s.entry().id;
             let dead = deleted_of(si);
@@ -223,7 +246,7 @@ impl Index {
         }
         for g in &groups {
             let members: Vec<(usize, &[u32])> = g.iter().map(|&si| (si, deleted_of(si))).collect();
-            let merged = merge(snap, &members, snap.num_centroids())?;
+            let merged = merge(snap, &members, num_centroids)?;
             for &si in g {
                 if deleted_of(si).len() != segments[si].doc_ids().len() {
                     commit.remove_segment(segments[si].entry().id)?;

@@ -624,5 +624,68 @@ fn rebuild_retrains_the_codebook_and_keeps_ids() {
     let added = index.add(flat(&c2, &c2.doclens, 0)).unwrap();
     assert_eq!(added[0].as_u32(), 120);
     index.verify().unwrap();
-    assert_eq!(Index::open(&dir).unwrap().num_centroids(), 64);
+    assert!(index.num_centroids() >= 64);
+    assert_eq!(
+        Index::open(&dir).unwrap().num_centroids(),
+        index.num_centroids()
+    );
+}
+
+/// Documents from other topics than the index was trained on: with growth
+/// on, their outlier tokens get new centroids (existing segments untouched)
+/// and they are found; the files verify.
+#[test]
+fn adds_grow_the_codebook_for_new_topics() {
+    let old = corpus(150, 15);
+    let new = corpus(60, 16); // other random topics
+    let top1 = |grow: bool| -> (usize, usize, usize, f32) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("idx");
+        let index = Index::create(
+            flat(&old, &old.doclens, 0),
+            &dir,
+            &IndexConfig::default().num_centroids(Some(32)),
+        )
+        .unwrap()
+        .with_codebook_growth(grow);
+        let k0 = index.num_centroids();
+        let seg1 = index.snapshot().manifest().segments[0].clone();
+        let added = index.add(flat(&new, &new.doclens, 0)).unwrap();
+        assert_eq!(added.len(), 60);
+        index.verify().unwrap();
+        // The first segment's files are the same files.
+        assert_eq!(index.snapshot().manifest().segments[0], seg1);
+        let k1 = Index::open(&dir).unwrap().num_centroids();
+        assert_eq!(k1, index.num_centroids());
+        let mut found = 0;
+        for d in 0..60 {
+            let hits = index
+                .search(query(&new, d).view(), &SearchParams::with_k(1))
+                .unwrap();
+            if hits.ids[0].as_usize() == 150 + d {
+                found += 1;
+            }
+        }
+        // How well the new documents' vectors survive compression: mean
+        // cosine between each token and its decompressed vector.
+        let rec = index
+            .reconstruct(&added)
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(d, m)| (query(&new, d) * m).sum())
+            .sum::<f32>()
+            / new.doclens.iter().sum::<usize>() as f32;
+        (k0, k1, found, rec)
+    };
+    let (k0, k1, with, rec_with) = top1(true);
+    assert!(k1 > k0, "no centroids added: {k0} -> {k1}");
+    let (k0b, k1b, without, rec_without) = top1(false);
+    assert_eq!((k0b, k1b), (k0, k0));
+    assert!(with >= without, "growth found {with}, without {without}");
+    assert!(
+        rec_with > rec_without,
+        "growth: cosine {rec_with} vs {rec_without} without"
+    );
+    assert!(with >= 55, "only {with} of 60 new documents ranked first");
 }
