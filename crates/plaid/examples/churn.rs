@@ -3,8 +3,10 @@
 //! MaxSim over the live documents with a fresh build of the same live set.
 //!
 //! ```text
-//! cargo run --release -p plaid --example churn -- ../shared/data/debian-5k
+//! cargo run --release -p plaid --example churn -- ../shared/data/debian-5k [no-growth]
 //! ```
+//!
+//! `no-growth` turns off codebook growth on add (on by default).
 //!
 //! The data directory holds `embeddings.npy`, `doclens.npy`, `queries.npy`,
 //! `query_lens.npy` and `gt_ids.npy` (exact MaxSim top-100 over every
@@ -42,7 +44,12 @@ fn usizes(p: &std::path::Path) -> Result<Vec<usize>, Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let data = PathBuf::from(std::env::args().nth(1).ok_or("usage: churn DATA_DIR")?);
+    let data = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: churn DATA_DIR [no-growth]")?,
+    );
+    let growth = std::env::args().nth(2).as_deref() != Some("no-growth");
     let (emb, dim) = f32s(&data.join("embeddings.npy"))?;
     let lens = usizes(&data.join("doclens.npy"))?;
     let (qemb, qdim) = f32s(&data.join("queries.npy"))?;
@@ -67,7 +74,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Churned index: half, ten batches, 10 % deleted.
     let half = n / 2;
     let t = Instant::now();
-    let churned = Index::create(docs(0, half), tmp.path().join("churned"), &config)?;
+    let churned = Index::create(docs(0, half), tmp.path().join("churned"), &config)?
+        .with_codebook_growth(growth);
     println!(
         "create {half} docs: {:.2} s, {} centroids",
         t.elapsed().as_secs_f64(),
@@ -83,7 +91,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         add_s.push(t.elapsed().as_secs_f64());
         a = b;
     }
-    println!("10 adds of {batch} docs: {add_s:.3?} s");
+    println!(
+        "10 adds of {batch} docs (codebook growth {}): {add_s:.3?} s; {} centroids now",
+        if growth { "on" } else { "off" },
+        churned.num_centroids()
+    );
     let mut ids: Vec<u32> = (0..n as u32).collect();
     ids.shuffle(&mut ChaCha8Rng::seed_from_u64(42));
     let victims: Vec<DocId> = ids[..n / 10].iter().map(|&d| DocId::new(d)).collect();

@@ -3,9 +3,12 @@
 //! An index's centroids are trained on the documents it was created with.
 //! When added documents hold tokens farther from every centroid than the
 //! trained outlier radius (the 0.75-quantile of the training residual
-//! norms), [`Index::add`](crate::Index::add) clusters those tokens with
-//! k-means and appends the new centroids to the codebook (next-plaid's
-//! expansion rule: `k_new = min(4·max(1, ⌈outliers / 256⌉), outliers)`).
+//! norms), and there are at least [`MIN_OUTLIERS`] of them,
+//! [`Index::add`](crate::Index::add) clusters those tokens with k-means and
+//! appends the new centroids to the codebook (next-plaid's expansion rule:
+//! `k_new = 4·⌈outliers / 256⌉`). Smaller adds are encoded against the
+//! existing codebook, as next-plaid's buffered appends are; otherwise many
+//! one-document adds would each append centroids.
 //! Existing codes keep their meaning, so no segment is rewritten; the
 //! outlier tokens are then encoded against the grown codebook. The residual
 //! quantiser and the outlier radius stay as trained.
@@ -18,6 +21,9 @@ use plaid_kmeans::KMeansConfig;
 
 /// Points per new centroid, as next-plaid's expansion uses.
 const POINTS_PER_NEW_CENTROID: usize = 256;
+
+/// Fewest outlier tokens in one add that grow the codebook.
+pub(crate) const MIN_OUTLIERS: usize = 256;
 
 /// Largest codebook growth keeps: the code width of existing segments is
 /// fixed, so a codebook with 2-byte codes stays at or below 65,536 centroids.
@@ -59,6 +65,9 @@ pub(crate) fn grow(
     let dim = cb.dim();
     let k = cb.num_centroids();
     let n = outliers.len();
+    if n < MIN_OUTLIERS {
+        return Ok(None);
+    }
     let room = if k <= MAX_U16_CENTROIDS {
         MAX_U16_CENTROIDS - k
     } else {

@@ -70,7 +70,7 @@ impl Index {
         let mut grown = None;
         if self.grows_codebook() {
             let outliers = crate::grow::outliers(snap.codebook(), &flat, &codes);
-            if !outliers.is_empty() {
+            if outliers.len() >= crate::grow::MIN_OUTLIERS {
                 grown = crate::grow::grow(
                     snap.codebook(),
                     &flat,

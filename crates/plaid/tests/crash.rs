@@ -76,12 +76,24 @@ fn killed_writers_leave_the_old_or_the_new_state() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
     let pool = synth::corpus(&synth::SynthConfig::new(4000).dim(DIM).lens(2, 6).seed(seed));
-    let offsets: Vec<usize> = std::iter::once(0)
-        .chain(pool.doclens.iter().scan(0, |acc, &l| {
-            *acc += l;
-            Some(*acc)
-        }))
-        .collect();
+    // Documents of other topics, added 100 at a time, make the codebook grow.
+    let other = synth::corpus(
+        &synth::SynthConfig::new(1000)
+            .dim(DIM)
+            .lens(4, 8)
+            .seed(seed + 1000),
+    );
+    let offsets_of = |c: &synth::SynthCorpus| -> Vec<usize> {
+        std::iter::once(0)
+            .chain(c.doclens.iter().scan(0, |acc, &l| {
+                *acc += l;
+                Some(*acc)
+            }))
+            .collect()
+    };
+    let offsets = offsets_of(&pool);
+    let other_offsets = offsets_of(&other);
+    let mut other_pos = 0usize;
     let initial = 30;
     drop(
         Index::create(
@@ -107,21 +119,31 @@ fn killed_writers_leave_the_old_or_the_new_state() {
     while kills < kills_wanted {
         let roll = rng.random_range(0..100);
         let (op, args): (Op, Vec<String>) = if roll < 50 || live.len() < 10 {
-            let n = rng.random_range(1..=6usize);
-            if pool_pos + n > pool.doclens.len() {
-                pool_pos = 0;
+            let big = roll < 4;
+            let (src, offs, pos) = if big {
+                (&other, &other_offsets, &mut other_pos)
+            } else {
+                (&pool, &offsets, &mut pool_pos)
+            };
+            let n = if big {
+                100
+            } else {
+                rng.random_range(1..=6usize)
+            };
+            if *pos + n > src.doclens.len() {
+                *pos = 0;
             }
-            let (a, b) = (offsets[pool_pos], offsets[pool_pos + n]);
-            let lens: Vec<i64> = pool.doclens[pool_pos..pool_pos + n]
+            let (a, b) = (offs[*pos], offs[*pos + n]);
+            let lens: Vec<i64> = src.doclens[*pos..*pos + n]
                 .iter()
                 .map(|&l| l as i64)
                 .collect();
-            pool_pos += n;
+            *pos += n;
             let e = tmp.path().join("add-e.npy");
             let l = tmp.path().join("add-l.npy");
             std::fs::write(
                 &e,
-                npy_bytes(&[b - a, DIM], &pool.embeddings[a * DIM..b * DIM]).unwrap(),
+                npy_bytes(&[b - a, DIM], &src.embeddings[a * DIM..b * DIM]).unwrap(),
             )
             .unwrap();
             std::fs::write(&l, npy_bytes(&[n], &lens).unwrap()).unwrap();
@@ -247,6 +269,7 @@ fn killed_writers_leave_the_old_or_the_new_state() {
     index.compact().unwrap();
     index.delete(&[]).unwrap();
     let listed: BTreeSet<String> = index.snapshot().manifest().files.keys().cloned().collect();
+    let centroids = index.num_centroids();
     drop(index);
     let present: BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -256,7 +279,7 @@ fn killed_writers_leave_the_old_or_the_new_state() {
     assert_eq!(present, listed);
     eprintln!(
         "crash test: {kills} kills ({in_flight_applied} after the commit point), \
-         {done} completed operations, {} live documents, {:.1} s",
+         {done} completed operations, {} live documents, {centroids} centroids (from 16), {:.1} s",
         live.len(),
         started.elapsed().as_secs_f64()
     );
