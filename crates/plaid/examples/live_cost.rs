@@ -3,8 +3,11 @@
 //! 5,000 and 50,000 documents (same codebook size, so encoding costs the same).
 //!
 //! ```text
-//! cargo run --release -p plaid --example live_cost
+//! cargo run --release -p plaid --example live_cost [no-growth]
 //! ```
+//!
+//! `no-growth` turns off codebook growth on add (on by default), so that an
+//! add costs exactly the encoding of its documents.
 //!
 //! Prints one line per index size with the median of `REPEATS` runs each.
 //! Indexes are written to a temporary directory and removed.
@@ -26,6 +29,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
+    let growth = std::env::args().nth(1).as_deref() != Some("no-growth");
     let tmp = tempfile::tempdir()?;
     let extra = synth::corpus(&synth::SynthConfig::new(ADD).seed(99));
     for size in [5_000usize, 50_000] {
@@ -47,7 +51,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .with_compaction_policy(CompactionPolicy {
             max_dead_fraction: 1.1,
             max_segments: usize::MAX,
-        });
+        })
+        .with_codebook_growth(growth);
         let build_s = t.elapsed().as_secs_f64();
         drop(corpus);
         let (mut add, mut del10, mut del1000) = (Vec::new(), Vec::new(), Vec::new());
@@ -73,10 +78,13 @@ fn main() -> Result<(), Box<dyn Error>> {
             del1000.push(t.elapsed().as_secs_f64());
         }
         index.verify()?;
+        let add_all: Vec<f64> = add.iter().map(|s| s * 1e3).collect();
         println!(
-            "index of {size} docs (build {build_s:.1} s, {} tokens): add {ADD} docs median {:.1} ms; delete 10 ids {:.1} ms; delete 1000 ids {:.1} ms ({REPEATS} runs each)",
+            "index of {size} docs (build {build_s:.1} s, {} tokens): add {ADD} docs median {:.1} ms (runs {add_all:.0?} ms, growth {}, 4096 -> {} centroids); delete 10 ids {:.1} ms; delete 1000 ids {:.1} ms ({REPEATS} runs each)",
             index.num_tokens(),
-            median(add) * 1e3,
+            median(add.clone()) * 1e3,
+            if growth { "on" } else { "off" },
+            index.num_centroids(),
             median(del10) * 1e3,
             median(del1000) * 1e3
         );

@@ -53,6 +53,11 @@ impl Index {
     /// and returns their ids: consecutive, starting at one more than the
     /// largest id ever assigned (deleted ids are never reused).
     ///
+    /// When at least 256 of the new tokens lie farther than the codebook's
+    /// outlier radius from every centroid, centroids for them are appended to
+    /// the codebook in the same commit (see [`Index::with_codebook_growth`]);
+    /// existing segments are never rewritten.
+    ///
     /// # Errors
     /// Bad input ([`Error::NoDocuments`], [`Error::EmptyDocument`],
     /// [`Error::DimMismatch`] when a document's dimension is not the index's,
