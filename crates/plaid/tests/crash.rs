@@ -7,7 +7,8 @@
 //! The normal run kills 20 children (a few seconds). Set `PLAID_CRASH_KILLS`
 //! for a longer run, e.g. `PLAID_CRASH_KILLS=500 cargo test -p plaid --test
 //! crash -- --nocapture`, and `PLAID_CRASH_SEED` to vary the schedule.
-#![cfg(unix)]
+// The children are the `plaid` binary, which exists only with the `cli` feature.
+#![cfg(all(unix, feature = "cli"))]
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use plaid::storage::npy::npy_bytes;
