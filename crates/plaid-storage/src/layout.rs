@@ -771,51 +771,7 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
                 ivf_len,
             ));
         }
-        let deleted = match &entry.tombstones {
-            None => Vec::new(),
-            Some(name) => {
-                let arr = small(name)?;
-                let dead = arr
-                    .as_slice::<u32>()
-                    .map_err(|kind| Error::Npy {
-                        path: dir.join(name),
-                        kind,
-                    })?
-                    .to_vec();
-                if dead.len() as u64 != entry.num_deleted {
-                    return Err(shape_err(
-                        name,
-                        "deleted documents",
-                        entry.num_deleted as usize,
-                        dead.len(),
-                    ));
-                }
-                if let Some(i) = dead
-                    .windows(2)
-                    .position(|w| w[1] <= w[0])
-                    .map(|i| i + 1)
-                    .or_else(|| dead.iter().position(|&d| d as usize >= n))
-                {
-                    return Err(Error::Layout {
-                        path: dir.join(name),
-                        fault: LayoutFault::BadEntry {
-                            what: "tombstone (ascending local index below num_docs)",
-                            index: i as u64,
-                            value: u64::from(dead[i]),
-                        },
-                    });
-                }
-                dead
-            }
-        };
-        if entry.tombstones.is_none() && entry.num_deleted != 0 {
-            return Err(shape_err(
-                &f.doc_ids,
-                "deleted documents",
-                0,
-                entry.num_deleted as usize,
-            ));
-        }
+        let deleted = crate::live::read_tombstones(dir, entry)?;
         segments.push(OpenedSegment {
             entry: entry.clone(),
             doc_ids,

@@ -446,6 +446,65 @@ pub fn remove_unreferenced(
     Ok(stale)
 }
 
+/// Reads and checks the tombstones of segment `entry` of the index at `dir`:
+/// strictly ascending local indices below `num_docs`, `num_deleted` of them
+/// (empty when the segment has no tombstone file).
+///
+/// # Errors
+/// [`Error::Layout`] with [`LayoutFault::Shape`] or
+/// [`LayoutFault::BadEntry`] naming the file; [`Error::Npy`] or [`Error::Io`]
+/// from reading it.
+pub fn read_tombstones(dir: &Path, entry: &SegmentEntry) -> Result<Vec<u32>, Error> {
+    let Some(name) = &entry.tombstones else {
+        if entry.num_deleted != 0 {
+            return Err(Error::Layout {
+                path: dir.join(MANIFEST_FILE),
+                fault: LayoutFault::Shape {
+                    what: "deleted documents without a tombstone file",
+                    expected: 0,
+                    found: entry.num_deleted as usize,
+                },
+            });
+        }
+        return Ok(Vec::new());
+    };
+    let path = dir.join(name);
+    let arr = crate::npy::read_npy(&path)?;
+    let dead = arr
+        .as_slice::<u32>()
+        .map_err(|kind| Error::Npy {
+            path: path.clone(),
+            kind,
+        })?
+        .to_vec();
+    if dead.len() as u64 != entry.num_deleted || arr.shape().len() != 1 {
+        return Err(Error::Layout {
+            path,
+            fault: LayoutFault::Shape {
+                what: "deleted documents",
+                expected: entry.num_deleted as usize,
+                found: dead.len(),
+            },
+        });
+    }
+    let bad = dead
+        .windows(2)
+        .position(|w| w[1] <= w[0])
+        .map(|i| i + 1)
+        .or_else(|| dead.iter().position(|&d| u64::from(d) >= entry.num_docs));
+    if let Some(i) = bad {
+        return Err(Error::Layout {
+            path,
+            fault: LayoutFault::BadEntry {
+                what: "tombstone (ascending local index below num_docs)",
+                index: i as u64,
+                value: u64::from(dead[i]),
+            },
+        });
+    }
+    Ok(dead)
+}
+
 /// The segment entry of `manifest` with id `id`.
 pub fn segment(manifest: &Manifest, id: u64) -> Option<&SegmentEntry> {
     manifest.segments.iter().find(|s| s.id == id)
