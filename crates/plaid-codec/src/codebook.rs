@@ -55,7 +55,7 @@ fn check_centroids(centroids: &[f32], dim: usize) -> Result<usize, Error> {
     if centroids.is_empty() {
         return Err(Error::EmptyCodebook);
     }
-    if centroids.len() % dim != 0 {
+    if !centroids.len().is_multiple_of(dim) {
         return Err(Error::Shape {
             what: "centroids (whole rows of dim)",
             expected: centroids.len().div_ceil(dim) * dim,
@@ -255,6 +255,42 @@ impl Codebook {
         let mut cb = Self::train(q.dequantize(), dim, heldout, nbits, kind)?;
         cb.int8 = Some(q);
         Ok(cb)
+    }
+
+    /// This codebook with `new` (`dim`-wide rows) appended as centroids
+    /// `K..`: existing codes keep their meaning. An int8 codebook stays int8
+    /// (the new rows are rounded the same way).
+    ///
+    /// # Errors
+    /// As [`Codebook::new`] for the new rows.
+    pub fn with_appended_centroids(&self, new: &[f32]) -> Result<Self, Error> {
+        match &self.int8 {
+            Some(q) => {
+                let add = Int8Centroids::quantize(new, self.dim)?;
+                let mut values = q.values().to_vec();
+                values.extend_from_slice(add.values());
+                let mut scales = q.scales().to_vec();
+                scales.extend_from_slice(add.scales());
+                Self::from_int8(
+                    Int8Centroids::from_parts(values, scales, self.dim)?,
+                    self.dim,
+                    self.quantizer.clone(),
+                    self.outlier_radius,
+                    self.avg_residual.clone(),
+                )
+            }
+            None => {
+                let mut all = self.centroids.clone();
+                all.extend_from_slice(new);
+                Self::new(
+                    all,
+                    self.dim,
+                    self.quantizer.clone(),
+                    self.outlier_radius,
+                    self.avg_residual.clone(),
+                )
+            }
+        }
     }
 
     /// The int8 form of the centroids, when they are stored that way.

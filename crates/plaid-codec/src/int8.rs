@@ -30,7 +30,7 @@ impl Int8Centroids {
         if centroids.is_empty() {
             return Err(Error::EmptyCodebook);
         }
-        if centroids.len() % dim != 0 {
+        if !centroids.len().is_multiple_of(dim) {
             return Err(Error::Shape {
                 what: "centroids (whole rows of dim)",
                 expected: centroids.len().div_ceil(dim) * dim,

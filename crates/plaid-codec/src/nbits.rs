@@ -77,7 +77,7 @@ impl Nbits {
         if dim == 0 {
             return Err(Error::ZeroDim);
         }
-        if dim % self.dims_per_byte() != 0 {
+        if !dim.is_multiple_of(self.dims_per_byte()) {
             return Err(Error::DimNotMultiple {
                 dim,
                 nbits: self.bits(),

@@ -92,7 +92,7 @@ pub(crate) fn pack_with(nbits: Nbits, out: &mut [u8], mut bucket_of: impl FnMut(
 
 /// Checks that `num_buckets` dimensions pack into exactly `packed_len` bytes.
 fn check_lengths(nbits: Nbits, num_buckets: usize, packed_len: usize) -> Result<(), Error> {
-    if num_buckets % nbits.dims_per_byte() != 0 {
+    if !num_buckets.is_multiple_of(nbits.dims_per_byte()) {
         return Err(Error::DimNotMultiple {
             dim: num_buckets,
             nbits: nbits.bits(),

@@ -102,7 +102,7 @@ impl<'a> EmbeddingsView<'a> {
     /// # Errors
     /// [`ViewShapeError`] when `dim` is zero or `data.len()` is not a multiple of `dim`.
     pub fn try_new(data: &'a [f32], dim: usize) -> Result<Self, ViewShapeError> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(ViewShapeError {
                 len: data.len(),
                 dim,

@@ -65,7 +65,7 @@ pub enum Error {
 
 /// Number of rows in `data` viewed as `dim`-wide rows.
 pub(crate) fn num_rows(what: &'static str, data: &[f32], dim: usize) -> Result<usize, Error> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(Error::Shape {
             what,
             len: data.len(),

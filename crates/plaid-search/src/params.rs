@@ -112,14 +112,14 @@ impl SearchParams {
                 expected: "at least 1",
             });
         }
-        if let Some(t) = self.centroid_score_threshold {
-            if !t.is_finite() {
-                return Err(Error::BadParam {
-                    name: "centroid_score_threshold",
-                    value: f64::from(t),
-                    expected: "a finite number",
-                });
-            }
+        if let Some(t) = self.centroid_score_threshold
+            && !t.is_finite()
+        {
+            return Err(Error::BadParam {
+                name: "centroid_score_threshold",
+                value: f64::from(t),
+                expected: "a finite number",
+            });
         }
         Ok(())
     }

@@ -373,10 +373,10 @@ impl<'a> Searcher<'a> {
         let mut out = Vec::new();
         for (si, seg) in self.segments.iter().enumerate() {
             for &id in &sorted {
-                if let Ok(local) = seg.doc_ids.binary_search(&id) {
-                    if seg.is_live(local) {
-                        out.push(Cand::unscored(seg, si, local));
-                    }
+                if let Ok(local) = seg.doc_ids.binary_search(&id)
+                    && seg.is_live(local)
+                {
+                    out.push(Cand::unscored(seg, si, local));
                 }
             }
         }

@@ -186,14 +186,14 @@ impl<'a> SegmentView<'a> {
                 return Err(shape("live bitmap", words, live.len()));
             }
         }
-        if let CodesView::U16(_) = parts.codes {
-            if num_centroids > usize::from(u16::MAX) + 1 {
-                return Err(shape(
-                    "u16 code range",
-                    usize::from(u16::MAX) + 1,
-                    num_centroids,
-                ));
-            }
+        if let CodesView::U16(_) = parts.codes
+            && num_centroids > usize::from(u16::MAX) + 1
+        {
+            return Err(shape(
+                "u16 code range",
+                usize::from(u16::MAX) + 1,
+                num_centroids,
+            ));
         }
         Ok(Self {
             doc_ids: parts.doc_ids,

@@ -290,6 +290,28 @@ pub enum LayoutFault {
         /// Actual length.
         found: u64,
     },
+    /// An entry of an array breaks an invariant of the format (found by
+    /// opening or by [`crate::verify`]).
+    #[error("entry {index} ({value}) breaks the rule: {what}")]
+    BadEntry {
+        /// The rule, for example "doc id (strictly ascending)".
+        what: &'static str,
+        /// Position of the entry in its array (or list).
+        index: u64,
+        /// The offending value.
+        value: u64,
+    },
+    /// A listed file's CRC-32 differs from the manifest's record.
+    #[error("the file's CRC-32 is {found:08x}, the manifest records {expected:08x}")]
+    Checksum {
+        /// Recorded CRC-32.
+        expected: u32,
+        /// CRC-32 of the file's bytes.
+        found: u32,
+    },
+    /// Another writer (process or index handle) holds the index's write lock.
+    #[error("another writer holds the index's write lock")]
+    Locked,
     /// An array's shape disagrees with the manifest or another array.
     #[error("{what}: expected {expected}, found {found}")]
     Shape {

@@ -101,7 +101,7 @@ fn quantizer_repr(kind: QuantizerKind) -> QuantizerRepr {
 }
 
 /// Writes one npy file into `dir` and records it in `files`.
-fn put<T: Element>(
+pub(crate) fn put<T: Element>(
     dir: &Path,
     files: &mut BTreeMap<String, FileEntry>,
     name: String,
@@ -118,7 +118,7 @@ fn put<T: Element>(
     Ok(name)
 }
 
-fn write_segment(
+pub(crate) fn write_segment(
     dir: &Path,
     files: &mut BTreeMap<String, FileEntry>,
     id: u64,
@@ -178,6 +178,8 @@ fn write_segment(
             ivf_lengths,
             ivf,
         },
+        num_deleted: 0,
+        tombstones: None,
     })
 }
 
@@ -261,39 +263,43 @@ pub fn check_target(dir: &Path) -> Result<(), Error> {
     }
 }
 
-fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<Manifest, Error> {
+/// Writes the codebook files of generation `generation` into `dir` and
+/// records them in `files`.
+pub(crate) fn write_codebook(
+    dir: &Path,
+    files: &mut BTreeMap<String, FileEntry>,
+    codebook: &Codebook,
+    generation: u64,
+) -> Result<CodebookFiles, Error> {
     let dim = codebook.dim();
     let k = codebook.num_centroids();
-    let nbits = codebook.nbits();
     let q = codebook.quantizer();
-    let b = nbits.num_buckets();
-    let mut files = BTreeMap::new();
-    let generation = 1u64;
+    let b = codebook.nbits().num_buckets();
     let (cut_shape, w_shape) = match q.kind() {
         QuantizerKind::Global => (vec![b - 1], vec![b]),
         QuantizerKind::PerDim => (vec![dim, b - 1], vec![dim, b]),
     };
     let (centroids, centroid_scales) = match codebook.int8_centroids() {
-        Some(q) => (
+        Some(q8) => (
             put(
                 dir,
-                &mut files,
+                files,
                 format!("centroids.{generation}.npy"),
                 &[k, dim],
-                q.values(),
+                q8.values(),
             )?,
             Some(put(
                 dir,
-                &mut files,
+                files,
                 format!("centroid_scales.{generation}.npy"),
                 &[k],
-                q.scales(),
+                q8.scales(),
             )?),
         ),
         None => (
             put(
                 dir,
-                &mut files,
+                files,
                 format!("centroids.{generation}.npy"),
                 &[k, dim],
                 codebook.centroids(),
@@ -301,31 +307,46 @@ fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<M
             None,
         ),
     };
-    let cb = CodebookFiles {
+    Ok(CodebookFiles {
         centroids,
         centroid_scales,
         bucket_cutoffs: put(
             dir,
-            &mut files,
+            files,
             format!("bucket_cutoffs.{generation}.npy"),
             &cut_shape,
             q.cutoffs(),
         )?,
         bucket_weights: put(
             dir,
-            &mut files,
+            files,
             format!("bucket_weights.{generation}.npy"),
             &w_shape,
             q.weights(),
         )?,
         avg_residual: put(
             dir,
-            &mut files,
+            files,
             format!("avg_residual.{generation}.npy"),
             &[dim],
             codebook.avg_residual(),
         )?,
-    };
+    })
+}
+
+/// The manifest's `quantizer` value for a codebook.
+pub(crate) fn quantizer_of(codebook: &Codebook) -> QuantizerRepr {
+    quantizer_repr(codebook.quantizer().kind())
+}
+
+fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<Manifest, Error> {
+    let dim = codebook.dim();
+    let k = codebook.num_centroids();
+    let nbits = codebook.nbits();
+    let q = codebook.quantizer();
+    let mut files = BTreeMap::new();
+    let generation = 1u64;
+    let cb = write_codebook(dir, &mut files, codebook, generation)?;
     let seg = write_segment(dir, &mut files, 1, segment, nbits.packed_len(dim))?;
     let next_doc_id = segment.doc_ids.last().map_or(0, |&d| u64::from(d) + 1);
     let manifest = Manifest {
@@ -343,6 +364,7 @@ fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<M
         },
         outlier_radius: codebook.outlier_radius(),
         next_doc_id,
+        next_segment_id: 2,
         codebook: cb,
         segments: vec![seg],
         files,
@@ -445,15 +467,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
         &m.codebook.avg_residual,
     ]);
     for s in &m.segments {
-        let f = &s.files;
-        names.extend([
-            &f.doc_ids,
-            &f.doclens,
-            &f.codes,
-            &f.residuals,
-            &f.ivf_lengths,
-            &f.ivf,
-        ]);
+        names.extend(s.file_names());
     }
     for n in names {
         if !m.files.contains_key(n) || n.contains('/') || n.contains('\\') || n.starts_with('.') {
@@ -529,6 +543,14 @@ impl StoredIvf<'_> {
         self.len() == 0
     }
 
+    /// Every entry, widened.
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            Self::U16(v) => v.iter().map(|&d| u32::from(d)).collect(),
+            Self::U32(v) => v.to_vec(),
+        }
+    }
+
     /// Entry `i`, widened.
     pub fn get(&self, i: usize) -> Option<u32> {
         match self {
@@ -543,6 +565,7 @@ impl StoredIvf<'_> {
 pub struct OpenedSegment {
     entry: SegmentEntry,
     doc_ids: Vec<u32>,
+    deleted: Vec<u32>,
     doc_offsets: Vec<u64>,
     ivf_offsets: Vec<u64>,
     codes: Backing,
@@ -558,6 +581,11 @@ impl OpenedSegment {
     /// Stable ids, ascending.
     pub fn doc_ids(&self) -> &[u32] {
         &self.doc_ids
+    }
+    /// Segment-local indices of the deleted documents, strictly ascending
+    /// (empty when the segment has no tombstones).
+    pub fn deleted(&self) -> &[u32] {
+        &self.deleted
     }
     /// Token offsets, `num_docs + 1` entries from 0.
     pub fn doc_offsets(&self) -> &[u64] {
@@ -807,7 +835,9 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
             path: dir.join(&f.ivf_lengths),
             kind,
         })?;
-        if ivf_lengths.len() != k {
+        // A segment written before centroids were appended to the codebook
+        // has fewer lists; the lists of the newer centroids are empty.
+        if ivf_lengths.len() > k {
             return Err(shape_err(&f.ivf_lengths, "centroids", k, ivf_lengths.len()));
         }
         let mut ivf_offsets = Vec::with_capacity(k + 1);
@@ -817,6 +847,7 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
             acc += u64::from(l);
             ivf_offsets.push(acc);
         }
+        ivf_offsets.resize(k + 1, acc);
         let codes = large(&dir.join(&f.codes))?;
         let code_ok = match manifest.code_bytes {
             2 => codes.as_slice::<u16>().map(|c| c.len()),
@@ -868,9 +899,11 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
                 ivf_len,
             ));
         }
+        let deleted = crate::live::read_tombstones(dir, entry)?;
         segments.push(OpenedSegment {
             entry: entry.clone(),
             doc_ids,
+            deleted,
             doc_offsets,
             ivf_offsets,
             codes,

@@ -25,6 +25,10 @@
 //! - [`layout`] and [`manifest`]: plaid index directories.
 //! - [`import`]: reading next-plaid and fast-plaid indexes (read-only) and
 //!   writing them as plaid indexes.
+//! - [`live`]: changing a committed index: the write lock, commits that add,
+//!   replace or remove segments and record deletions, and cleanup of files
+//!   left by interrupted commits.
+//! - [`verify`]: checking every invariant of an index directory.
 //!
 //! # Example
 //!
@@ -62,9 +66,11 @@ pub mod atomic;
 mod error;
 pub mod import;
 pub mod layout;
+pub mod live;
 pub mod manifest;
 #[allow(unsafe_code)] // Memory maps cannot be created without `unsafe`.
 pub mod mmap;
 pub mod npy;
+pub mod verify;
 
 pub use error::{ChunkPart, Error, HeaderFault, ImportFault, LayoutFault, NpyErrorKind};

@@ -53,6 +53,20 @@ pub struct CodebookFiles {
     pub avg_residual: String,
 }
 
+impl CodebookFiles {
+    /// Every file of the codebook.
+    pub fn file_names(&self) -> Vec<&String> {
+        let mut out = vec![
+            &self.centroids,
+            &self.bucket_cutoffs,
+            &self.bucket_weights,
+            &self.avg_residual,
+        ];
+        out.extend(self.centroid_scales.iter());
+        out
+    }
+}
+
 /// Files of one segment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentFiles {
@@ -81,6 +95,40 @@ pub struct SegmentEntry {
     pub num_tokens: u64,
     /// Its files.
     pub files: SegmentFiles,
+    /// Documents of the segment that are deleted (listed in `tombstones`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_deleted: u64,
+    /// The segment's tombstone file, `u32 [num_deleted]`: the strictly
+    /// ascending segment-local indices of its deleted documents. Absent when
+    /// no document of the segment is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstones: Option<String>,
+}
+
+impl SegmentEntry {
+    /// Documents of the segment that are not deleted.
+    pub fn num_live(&self) -> u64 {
+        self.num_docs.saturating_sub(self.num_deleted)
+    }
+
+    /// Every file of the segment, tombstones included.
+    pub fn file_names(&self) -> Vec<&String> {
+        let f = &self.files;
+        let mut names = vec![
+            &f.doc_ids,
+            &f.doclens,
+            &f.codes,
+            &f.residuals,
+            &f.ivf_lengths,
+            &f.ivf,
+        ];
+        names.extend(self.tombstones.as_ref());
+        names
+    }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Length and checksum of one file, recorded when it was written.
@@ -120,6 +168,12 @@ pub struct Manifest {
     pub next_doc_id: u64,
     /// Codebook files.
     pub codebook: CodebookFiles,
+    /// The id the next new segment gets: one more than the largest segment id
+    /// ever used, so that a segment id (and so a file name) is never reused,
+    /// even after compaction removed the segment. 0 (or absent) in indexes
+    /// written before live updates: then one more than the largest listed id.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_segment_id: u64,
     /// Segments in id order.
     pub segments: Vec<SegmentEntry>,
     /// Every file the index consists of, with its length and checksum.
@@ -127,9 +181,20 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Live documents stored in all segments.
+    /// Live documents stored in all segments (stored minus deleted).
     pub fn num_docs(&self) -> u64 {
-        self.segments.iter().map(|s| s.num_docs).sum()
+        self.segments.iter().map(SegmentEntry::num_live).sum()
+    }
+
+    /// Deleted documents still stored in some segment.
+    pub fn num_deleted(&self) -> u64 {
+        self.segments.iter().map(|s| s.num_deleted).sum()
+    }
+
+    /// The id a new segment gets (see [`Manifest::next_segment_id`]).
+    pub fn new_segment_id(&self) -> u64 {
+        let listed = self.segments.iter().map(|s| s.id + 1).max().unwrap_or(1);
+        self.next_segment_id.max(listed)
     }
 
     /// Tokens stored in all segments.

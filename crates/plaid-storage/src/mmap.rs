@@ -196,7 +196,7 @@ impl NpyMap {
         let header = parse_header(bytes).map_err(npy)?;
         check_len(&header, bytes.len() as u64).map_err(npy)?;
         let align = header.dtype.itemsize();
-        if header.data_offset % align != 0 {
+        if !header.data_offset.is_multiple_of(align) {
             return Err(npy(NpyErrorKind::Misaligned {
                 offset: header.data_offset,
                 align,

@@ -32,6 +32,7 @@ fn sample_manifest() -> Manifest {
         code_bytes: 2,
         outlier_radius: 0.1,
         next_doc_id: 40,
+        next_segment_id: 2,
         codebook: CodebookFiles {
             centroids: name("centroids.1.npy"),
             centroid_scales: Some(name("centroid_scales.1.npy")),
@@ -51,6 +52,8 @@ fn sample_manifest() -> Manifest {
                 ivf_lengths: name("seg-000001.ivf_lengths.npy"),
                 ivf: name("seg-000001.ivf.npy"),
             },
+            num_deleted: 1,
+            tombstones: Some(name("seg-000001.del-000002.npy")),
         }],
         files: BTreeMap::from([(
             name("centroids.1.npy"),

@@ -163,3 +163,27 @@ pub(crate) fn build_segment(
     };
     Ok((codebook, segment))
 }
+
+/// Encodes every token of `docs` with `codebook`, in chunks: the codes and
+/// the packed residual rows.
+pub(crate) fn encode_docs(
+    codebook: &Codebook,
+    docs: &FlatDocs<'_>,
+) -> Result<(Vec<u32>, Vec<u8>), Error> {
+    let dim = docs.dim;
+    let total_tokens = docs.num_tokens();
+    let packed_len = codebook.nbits().packed_len(dim);
+    let mut codes = Vec::with_capacity(total_tokens);
+    let mut residuals = Vec::with_capacity(total_tokens * packed_len);
+    let mut done = 0usize;
+    while done < total_tokens {
+        let end = (done + ENCODE_CHUNK_TOKENS).min(total_tokens);
+        let view = EmbeddingsView::try_new(&docs.data[done * dim..end * dim], dim)
+            .map_err(|_| Error::NoDocuments)?;
+        let c = codebook.compress(view)?;
+        codes.extend_from_slice(&c.codes);
+        residuals.extend_from_slice(&c.residuals);
+        done = end;
+    }
+    Ok((codes, residuals))
+}

@@ -108,7 +108,7 @@ impl<'a> Documents<'a> {
                         found: dim,
                     });
                 }
-                if dim == 0 || data.len() % dim != 0 {
+                if dim == 0 || !data.len().is_multiple_of(dim) {
                     return Err(Error::DimMismatch {
                         doc: 0,
                         expected: dim.max(1),

@@ -69,6 +69,18 @@ pub enum Error {
         /// The id.
         id: u32,
     },
+    /// Ids given to [`crate::Index::delete`] that the index never held.
+    #[error("document ids {ids:?} are not in the index")]
+    UnknownDocs {
+        /// The ids, ascending.
+        ids: Vec<u32>,
+    },
+    /// Ids given to [`crate::Index::delete`] that are already deleted.
+    #[error("document ids {ids:?} are already deleted")]
+    DeletedDocs {
+        /// The ids, ascending.
+        ids: Vec<u32>,
+    },
     /// The index directory could not be created or read.
     #[error("{path}: {source}")]
     Io {

@@ -1,25 +1,75 @@
-//! [`Index`]: create, open and search an index directory.
+//! [`Index`]: create, open, search and change an index directory.
 
 use crate::build::{Progress, Stage, build_segment};
+use crate::snapshot::Snapshot;
 use crate::{Documents, Error, IndexConfig};
 use ndarray::{Array2, ArrayView2};
-use plaid_codec::types::{DocId, EmbeddingsView};
-use plaid_search::{
-    CodesView, Hits, IvfView, SearchParams, Searcher, SegmentParts, SegmentView, StageProfile,
-};
-use plaid_storage::layout::{self, OpenedIndex, StoredCodes, StoredIvf};
-use std::path::Path;
+use plaid_codec::types::DocId;
+use plaid_search::{Hits, SearchParams, StageProfile};
+use plaid_storage::layout;
+use plaid_storage::live::{WriteLock, remove_unreferenced};
+use plaid_storage::verify::VerifyReport;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+/// When writes compact segments on their own (see [`Index::compact`]).
+///
+/// After every [`Index::add`] and [`Index::delete`], in the same commit:
+/// - a segment of which at least `max_dead_fraction` of the documents are
+///   deleted is rewritten without them;
+/// - while there are more than `max_segments` segments, the two neighbouring
+///   segments (in id order) with the fewest live documents together are
+///   merged into one.
+///
+/// A segment whose documents are all deleted is always dropped. Rewriting
+/// copies codes and residuals; it never re-encodes a vector.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CompactionPolicy {
+    /// Fraction of deleted documents that triggers a rewrite (default 0.25).
+    pub max_dead_fraction: f64,
+    /// Segment count above which neighbours are merged (default 8).
+    pub max_segments: usize,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        Self {
+            max_dead_fraction: 0.25,
+            max_segments: 8,
+        }
+    }
+}
 
 /// An open plaid index.
 ///
-/// Opening reads the manifest, the codebook and the per-document arrays; the
-/// per-token arrays (codes, residuals, inverted lists) are memory-mapped, so
-/// open time and memory do not grow with the number of tokens. Opening never
-/// writes to the directory.
+/// Reads go to the current [`Snapshot`], one committed generation; a search
+/// takes the snapshot once, so it sees one consistent state even while a
+/// writer commits. [`Index`] is `Send + Sync`: share it between threads with
+/// an `Arc` (or by reference), search from any number of them and write from
+/// any one.
+///
+/// Writes ([`Index::add`], [`Index::delete`], [`Index::compact`]) are atomic
+/// commits: new files first, then the manifest is replaced. The first write
+/// through a handle takes the directory's write lock and keeps it until the
+/// handle is dropped; a second handle, in this process or another, gets
+/// [`Error::Storage`] with `LayoutFault::Locked` from its first write.
+/// Writes through one handle are serialised.
+///
+/// Commits made by another process become visible to this handle after
+/// [`Index::reload`]; nothing is reloaded automatically.
 #[derive(Debug)]
 pub struct Index {
-    inner: OpenedIndex,
+    dir: PathBuf,
+    in_memory: bool,
+    current: RwLock<Arc<Snapshot>>,
+    writer: Mutex<Option<WriteLock>>,
+    policy: CompactionPolicy,
+    grow_codebook: bool,
 }
+
+/// How many times opening retries when a concurrent commit removed a file
+/// between reading the manifest and opening the file.
+const OPEN_ATTEMPTS: usize = 8;
 
 impl Index {
     /// Builds an index of `docs` at `dir` (which must not exist or be empty)
@@ -98,21 +148,42 @@ impl Index {
         Ok((Self::open(dir)?, report))
     }
 
+    /// Adds `docs` to the index at `dir`, creating the index (with `config`)
+    /// when `dir` holds none yet. Returns the index and the new documents'
+    /// ids. `config` is only used to create; an existing index keeps its
+    /// codebook.
+    ///
+    /// # Errors
+    /// As [`Index::create`] or [`Index::add`].
+    pub fn update_or_create(
+        dir: impl AsRef<Path>,
+        docs: Documents<'_>,
+        config: &IndexConfig,
+    ) -> Result<(Self, Vec<DocId>), Error> {
+        let dir = dir.as_ref();
+        if dir.join(plaid_storage::manifest::MANIFEST_FILE).exists() {
+            let index = Self::open(dir)?;
+            let ids = index.add(docs)?;
+            Ok((index, ids))
+        } else {
+            let index = Self::create(docs, dir, config)?;
+            let ids = index.doc_ids();
+            Ok((index, ids))
+        }
+    }
+
     /// Opens the index at `dir`, memory-mapping the per-token arrays.
     ///
     /// plaid never modifies a committed file in place, so the maps stay valid
     /// while other plaid handles commit; changing the index's files with other
     /// tools while it is open is not supported (see ARCHITECTURE.md).
+    /// Opening never writes.
     ///
     /// # Errors
     /// A missing or damaged manifest, files of the wrong length, shape or
     /// dtype, or IO failures.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
-        let inner = plaid_storage::mmap::open_index(dir.as_ref())?;
-        let index = Self { inner };
-        // Validate every segment's lengths and offsets once.
-        index.searcher()?;
-        Ok(index)
+        Self::open_mode(dir.as_ref(), false)
     }
 
     /// Opens the index at `dir`, reading every array into memory.
@@ -120,64 +191,120 @@ impl Index {
     /// # Errors
     /// As [`Index::open`].
     pub fn open_in_memory(dir: impl AsRef<Path>) -> Result<Self, Error> {
-        let inner = layout::open_in_memory(dir.as_ref())?;
-        let index = Self { inner };
-        index.searcher()?;
-        Ok(index)
+        Self::open_mode(dir.as_ref(), true)
     }
 
-    /// A searcher over the current segments.
+    fn open_mode(dir: &Path, in_memory: bool) -> Result<Self, Error> {
+        let snap = open_snapshot(dir, in_memory)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            in_memory,
+            current: RwLock::new(Arc::new(snap)),
+            writer: Mutex::new(None),
+            policy: CompactionPolicy::default(),
+            grow_codebook: true,
+        })
+    }
+
+    /// Uses `policy` for the automatic compaction after each write.
+    pub fn with_compaction_policy(mut self, policy: CompactionPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Whether [`Index::add`] appends centroids for added tokens that lie
+    /// outside the codebook's outlier radius (default `true`; see
+    /// `docs/format.md`, "Codebook growth").
+    pub fn with_codebook_growth(mut self, grow: bool) -> Self {
+        self.grow_codebook = grow;
+        self
+    }
+
+    /// Whether adds grow the codebook.
+    pub fn grows_codebook(&self) -> bool {
+        self.grow_codebook
+    }
+
+    /// The automatic compaction policy in use.
+    pub fn compaction_policy(&self) -> CompactionPolicy {
+        self.policy
+    }
+
+    /// The current committed generation. Cheap: clones an `Arc`. Hold it to
+    /// run several reads against one state.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            // A panic elsewhere cannot leave the Arc half-written.
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    pub(crate) fn install(&self, snap: Arc<Snapshot>) {
+        match self.current.write() {
+            Ok(mut g) => *g = snap,
+            Err(p) => *p.into_inner() = snap,
+        }
+    }
+
+    /// Reads the manifest again and, when another process committed since
+    /// this handle last looked, switches to the new generation. Searches in
+    /// flight finish on the old one. Returns whether the generation changed.
     ///
     /// # Errors
-    /// When a segment's arrays are inconsistent.
-    pub fn searcher(&self) -> Result<Searcher<'_>, Error> {
-        let cb = &self.inner.codebook;
-        let k = cb.num_centroids();
-        let packed_len = cb.nbits().packed_len(cb.dim());
-        let mut views = Vec::with_capacity(self.inner.segments.len());
-        for (i, s) in self.inner.segments.iter().enumerate() {
-            let codes = match s.codes()? {
-                StoredCodes::U16(c) => CodesView::U16(c),
-                StoredCodes::U32(c) => CodesView::U32(c),
-            };
-            let parts = SegmentParts {
-                doc_ids: s.doc_ids(),
-                doc_offsets: s.doc_offsets(),
-                codes,
-                residuals: s.residuals()?,
-                ivf_offsets: s.ivf_offsets(),
-                ivf: match s.ivf()? {
-                    StoredIvf::U16(v) => IvfView::U16(v),
-                    StoredIvf::U32(v) => IvfView::U32(v),
-                },
-                live: None,
-            };
-            views.push(SegmentView::try_new(parts, k, packed_len, i)?);
+    /// A damaged new generation or IO failures; the handle then keeps its
+    /// current snapshot.
+    pub fn reload(&self) -> Result<bool, Error> {
+        let generation = layout::read_manifest(&self.dir)?.generation;
+        if generation == self.snapshot().generation() {
+            return Ok(false);
         }
-        Ok(Searcher::new(cb, views))
+        let snap = open_snapshot(&self.dir, self.in_memory)?;
+        self.install(Arc::new(snap));
+        Ok(true)
     }
 
-    fn view<'q>(
-        &self,
-        query: &'q ArrayView2<'_, f32>,
-    ) -> Result<(std::borrow::Cow<'q, [f32]>, usize), Error> {
-        let dim = query.ncols();
-        let data = match query.as_slice() {
-            Some(s) => std::borrow::Cow::Borrowed(s),
-            None => std::borrow::Cow::Owned(query.iter().copied().collect()),
-        };
-        Ok((data, dim))
+    /// Takes this handle's writer: the directory's write lock (on first use,
+    /// when files left by interrupted commits are also removed). Every write
+    /// then starts from the committed manifest: the handle reloads if it is
+    /// behind (commits made before it held the lock, or a commit whose new
+    /// generation it failed to open).
+    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Option<WriteLock>>, Error> {
+        let mut guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            let lock = WriteLock::acquire(&self.dir)?;
+            self.reload()?;
+            remove_unreferenced(&self.dir, self.snapshot().manifest(), &lock)?;
+            *guard = Some(lock);
+        } else {
+            self.reload()?;
+        }
+        Ok(guard)
     }
 
-    /// The top `params.k` documents for `query` (`[tokens, dim]`).
+    /// Opens the generation just committed and makes it current.
+    pub(crate) fn publish_current(&self) -> Result<Arc<Snapshot>, Error> {
+        let snap = Arc::new(open_snapshot(&self.dir, self.in_memory)?);
+        self.install(Arc::clone(&snap));
+        Ok(snap)
+    }
+
+    /// Checks every invariant of the index's files (see
+    /// [`plaid_storage::verify::verify`]); reads every byte.
+    ///
+    /// # Errors
+    /// The first violation found, naming the file.
+    pub fn verify(&self) -> Result<VerifyReport, Error> {
+        Ok(plaid_storage::verify::verify(&self.dir)?)
+    }
+
+    /// The top `params.k` live documents for `query` (`[tokens, dim]`).
     ///
     /// # Errors
     /// An empty query, a wrong dimension, non-finite values, `k = 0`, other
     /// bad parameters, or a damaged index.
     pub fn search(&self, query: ArrayView2<'_, f32>, params: &SearchParams) -> Result<Hits, Error> {
-        let (data, dim) = self.view(&query)?;
-        let q = query_view(&data, dim)?;
-        Ok(self.searcher()?.search(q, params)?)
+        self.snapshot().search(query, params)
     }
 
     /// [`Index::search`], also returning the time spent in each stage of the
@@ -191,9 +318,7 @@ impl Index {
         query: ArrayView2<'_, f32>,
         params: &SearchParams,
     ) -> Result<(Hits, StageProfile), Error> {
-        let (data, dim) = self.view(&query)?;
-        let q = query_view(&data, dim)?;
-        Ok(self.searcher()?.search_profiled(q, params)?)
+        self.snapshot().search_profiled(query, params)
     }
 
     /// [`Index::search`] restricted to the documents in `ids`.
@@ -206,12 +331,11 @@ impl Index {
         params: &SearchParams,
         ids: &[DocId],
     ) -> Result<Hits, Error> {
-        let (data, dim) = self.view(&query)?;
-        let q = query_view(&data, dim)?;
-        Ok(self.searcher()?.search_within(q, params, ids)?)
+        self.snapshot().search_within(query, params, ids)
     }
 
-    /// Searches many queries in parallel on the current rayon pool.
+    /// Searches many queries in parallel on the current rayon pool, all
+    /// against one snapshot.
     ///
     /// # Errors
     /// The first error of any query.
@@ -220,140 +344,83 @@ impl Index {
         queries: &[ArrayView2<'_, f32>],
         params: &SearchParams,
     ) -> Result<Vec<Hits>, Error> {
-        let owned: Vec<(std::borrow::Cow<'_, [f32]>, usize)> = queries
-            .iter()
-            .map(|q| self.view(q))
-            .collect::<Result<_, _>>()?;
-        let views: Vec<EmbeddingsView<'_>> = owned
-            .iter()
-            .map(|(d, dim)| query_view(d, *dim))
-            .collect::<Result<_, _>>()?;
-        Ok(self.searcher()?.search_batch(&views, params)?)
+        self.snapshot().search_batch(queries, params)
     }
 
-    /// Exact MaxSim against every document's decompressed vectors: the
+    /// Exact MaxSim against every live document's decompressed vectors: the
     /// quality ceiling of this index.
     ///
     /// # Errors
     /// As [`Index::search`].
     pub fn exhaustive(&self, query: ArrayView2<'_, f32>, k: usize) -> Result<Hits, Error> {
-        let (data, dim) = self.view(&query)?;
-        let q = query_view(&data, dim)?;
-        Ok(self.searcher()?.exhaustive(q, k)?)
+        self.snapshot().exhaustive(query, k)
     }
 
     /// The decompressed vectors of each document in `ids`, `[tokens, dim]` each.
     ///
     /// # Errors
-    /// [`Error::UnknownDoc`] for an id the index does not hold.
+    /// [`Error::UnknownDoc`] for an id the index does not hold (or deleted).
     pub fn reconstruct(&self, ids: &[DocId]) -> Result<Vec<Array2<f32>>, Error> {
-        let cb = &self.inner.codebook;
-        let dim = cb.dim();
-        let packed_len = cb.nbits().packed_len(dim);
-        let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let (si, seg, local) = self
-                .inner
-                .segments
-                .iter()
-                .enumerate()
-                .find_map(|(si, s)| {
-                    s.doc_ids()
-                        .binary_search(&id.as_u32())
-                        .ok()
-                        .map(|l| (si, s, l))
-                })
-                .ok_or(Error::UnknownDoc { id: id.as_u32() })?;
-            let offs = seg.doc_offsets();
-            let (start, end) = (offs[local] as usize, offs[local + 1] as usize);
-            // Codebook::decompress does the per-token work; it only needs
-            // the codes widened to u32.
-            let codes: Vec<u32> = match seg.codes()? {
-                StoredCodes::U16(c) => c[start..end].iter().map(|&v| u32::from(v)).collect(),
-                StoredCodes::U32(c) => c[start..end].to_vec(),
-            };
-            let residuals = &seg.residuals()?[start * packed_len..end * packed_len];
-            let flat = cb.decompress(&codes, residuals)?;
-            let found = flat.len();
-            let m = Array2::from_shape_vec((end - start, dim), flat).map_err(|_| {
-                Error::Search(plaid_search::Error::SegmentShape {
-                    segment: si,
-                    what: "reconstructed document",
-                    expected: (end - start) * dim,
-                    found,
-                })
-            })?;
-            out.push(m);
-        }
-        Ok(out)
+        self.snapshot().reconstruct(ids)
     }
 
-    /// Every document id, ascending.
+    /// Every live document id, ascending.
     pub fn doc_ids(&self) -> Vec<DocId> {
-        let mut ids: Vec<DocId> = self
-            .inner
-            .segments
-            .iter()
-            .flat_map(|s| s.doc_ids().iter().map(|&d| DocId::new(d)))
-            .collect();
-        ids.sort_unstable();
-        ids
+        self.snapshot().doc_ids()
     }
 
-    /// Number of documents.
+    /// Number of live documents.
     pub fn num_docs(&self) -> usize {
-        self.inner.manifest.num_docs() as usize
+        self.snapshot().num_docs()
     }
 
-    /// Number of stored tokens.
+    /// Number of tokens of the live documents.
     pub fn num_tokens(&self) -> usize {
-        self.inner.manifest.num_tokens() as usize
+        self.snapshot().num_tokens()
     }
 
     /// Number of centroids.
     pub fn num_centroids(&self) -> usize {
-        self.inner.codebook.num_centroids()
+        self.snapshot().num_centroids()
     }
 
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
-        self.inner.codebook.dim()
+        self.snapshot().dim()
     }
 
     /// Residual bits per dimension.
     pub fn nbits(&self) -> u8 {
-        self.inner.codebook.nbits().bits()
-    }
-
-    /// The codebook (centroids and residual quantiser).
-    pub fn codebook(&self) -> &plaid_codec::Codebook {
-        &self.inner.codebook
+        self.snapshot().nbits()
     }
 
     /// The directory the index was opened from.
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        &self.dir
     }
 
-    /// Total bytes of the files the manifest lists, plus the manifest.
+    /// Total bytes of the files the current manifest lists.
     pub fn index_bytes(&self) -> u64 {
-        self.inner
-            .manifest
-            .files
-            .values()
-            .map(|f| f.len_bytes)
-            .sum()
+        self.snapshot().index_bytes()
     }
 }
 
-fn query_view(data: &[f32], dim: usize) -> Result<EmbeddingsView<'_>, Error> {
-    if data.is_empty() {
-        return Err(Error::Search(plaid_search::Error::EmptyQuery));
+/// Opens the generation committed at `dir`, retrying when a concurrent
+/// writer replaced the manifest (and removed files it no longer lists)
+/// between our reading the manifest and opening a file.
+fn open_snapshot(dir: &Path, in_memory: bool) -> Result<Snapshot, Error> {
+    let mut attempt = 0;
+    loop {
+        let before = layout::read_manifest(dir)?.generation;
+        match Snapshot::open(dir, in_memory) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                attempt += 1;
+                let now = layout::read_manifest(dir)?.generation;
+                if now == before || attempt >= OPEN_ATTEMPTS {
+                    return Err(e);
+                }
+            }
+        }
     }
-    EmbeddingsView::try_new(data, dim).map_err(|_| {
-        Error::Search(plaid_search::Error::QueryDim {
-            expected: dim,
-            found: 0,
-        })
-    })
 }

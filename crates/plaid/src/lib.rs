@@ -34,18 +34,23 @@ mod build;
 mod config;
 mod docs;
 mod error;
+mod grow;
 mod index;
+mod snapshot;
 pub mod synth;
+mod writer;
 
 pub use build::{Progress, Stage};
 pub use config::IndexConfig;
 pub use docs::Documents;
 pub use error::Error;
-pub use index::Index;
+pub use index::{CompactionPolicy, Index};
 pub use plaid_codec::types;
 pub use plaid_codec::{Nbits, QuantizerKind};
 pub use plaid_search::{Hits, Kernel, SearchParams, StageProfile};
 pub use plaid_storage::import::{ImportReport, SkipReason, SkippedFile, SourceFormat};
+pub use snapshot::Snapshot;
+pub use writer::CompactReport;
 
 pub use plaid_codec as codec;
 pub use plaid_kmeans as kmeans;

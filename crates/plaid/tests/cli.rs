@@ -793,3 +793,65 @@ fn import_explains_unknown_and_ambiguous_layouts() {
     );
     assert!(!out2.exists());
 }
+
+#[test]
+fn add_delete_compact_verify_and_info() {
+    let inputs = Inputs::new(40);
+    let (dir, _) = inputs.index("idx", &[]);
+    let emb = inputs.path("emb.npy");
+    let lens = inputs.path("lens32.npy");
+    let info = ok_json(&["info", s(&dir), "--json"]);
+    assert_eq!(u(&info, "num_docs"), 40);
+    assert_eq!(u(&info, "num_tokens"), inputs.num_tokens() as u64);
+
+    // The same 40 documents again: ids 40..=79.
+    let added = ok_json(&[
+        "add",
+        s(&dir),
+        "--embeddings",
+        s(&emb),
+        "--doclens",
+        s(&lens),
+        "--json",
+    ]);
+    assert_eq!(added["ids"], serde_json::json!([40, 79]));
+    assert_eq!(u(&added, "num_docs"), 80);
+
+    let deleted = ok_json(&["delete", s(&dir), "--ids", "3,17,42", "--json"]);
+    assert_eq!(deleted["ids"], serde_json::json!([3, 17, 42]));
+    assert_eq!(u(&deleted, "deleted"), 3);
+    let ids_file = inputs.path("ids.txt");
+    std::fs::write(&ids_file, "5\n\n79\n").unwrap();
+    let deleted = ok_json(&["delete", s(&dir), "--ids-file", s(&ids_file), "--json"]);
+    assert_eq!(deleted["ids"], serde_json::json!([5, 79]));
+
+    let info = ok_json(&["info", s(&dir), "--json"]);
+    assert_eq!(u(&info, "num_docs"), 75);
+    let gone: usize = [3usize, 17, 5]
+        .iter()
+        .map(|&d| inputs.corpus.doclens[d])
+        .sum::<usize>()
+        + inputs.corpus.doclens[2]
+        + inputs.corpus.doclens[39];
+    assert_eq!(
+        u(&info, "num_tokens"),
+        (2 * inputs.num_tokens() - gone) as u64
+    );
+
+    // Unknown and already deleted ids: one error line naming them.
+    let line = error_line(&["delete", s(&dir), "--ids", "3,1000"]);
+    assert!(line.contains("1000"), "{line}");
+    let line = error_line(&["delete", s(&dir), "--ids", "3"]);
+    assert!(
+        line.contains("already deleted") && line.contains('3'),
+        "{line}"
+    );
+
+    let compacted = ok_json(&["compact", s(&dir), "--json"]);
+    assert_eq!(u(&compacted, "segments_after"), 1);
+    let verified = ok_json(&["verify", s(&dir), "--json"]);
+    assert_eq!(u(&verified, "num_docs"), 75);
+    assert_eq!(u(&verified, "num_deleted"), 0);
+    let info = ok_json(&["info", s(&dir), "--json"]);
+    assert_eq!(u(&info, "num_docs"), 75);
+}

@@ -145,6 +145,7 @@ fn golden_index_opens_and_searches(version: u32) {
         // The same expectations hold for every kernel this CPU can run.
         for kernel in Kernel::ALL.into_iter().filter(|k| k.is_available()) {
             let hits = index
+                .snapshot()
                 .searcher()
                 .unwrap()
                 .with_kernel(kernel)

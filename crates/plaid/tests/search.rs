@@ -236,13 +236,10 @@ fn read_only_copy_opens_and_searches_unchanged() {
 #[test]
 fn every_kernel_gives_the_same_ranking() {
     let f = fixture(&IndexConfig::default());
-    let base = f
-        .index
-        .searcher()
-        .unwrap()
-        .with_kernel(plaid::Kernel::Scalar);
+    let snap = f.index.snapshot();
+    let base = snap.searcher().unwrap().with_kernel(plaid::Kernel::Scalar);
     for kernel in plaid::Kernel::available() {
-        let s = f.index.searcher().unwrap().with_kernel(kernel);
+        let s = snap.searcher().unwrap().with_kernel(kernel);
         for (data, _) in &f.queries {
             let v = plaid::types::EmbeddingsView::try_new(data, DIM).unwrap();
             let a = s.search(v, &SearchParams::with_k(10)).unwrap();

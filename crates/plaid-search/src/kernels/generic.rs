@@ -79,7 +79,7 @@ pub(crate) fn max_rows_into(acc: &mut [f32], rows: &[f32]) {
 #[inline(always)]
 pub(crate) fn gather_max(table: &[f32], codes: &[u32], acc: &mut [f32]) {
     let w = acc.len();
-    if w == 0 || w % LANES != 0 {
+    if w == 0 || !w.is_multiple_of(LANES) {
         return;
     }
     for &code in codes {
@@ -104,7 +104,7 @@ pub(crate) fn gather_max(table: &[f32], codes: &[u32], acc: &mut [f32]) {
 #[inline(always)]
 pub(crate) fn combine_max(st: &[f32], codes: &[u32], g: &[f32], inv: &[f32], acc: &mut [f32]) {
     let w = acc.len();
-    if w == 0 || w % LANES != 0 {
+    if w == 0 || !w.is_multiple_of(LANES) {
         return;
     }
     for ((&code, grow), &s) in codes.iter().zip(g.chunks_exact(w)).zip(inv) {

@@ -100,15 +100,15 @@ pub fn detect(src: &Path) -> Result<SourceFormat, Error> {
             fp.push(Evidence::File(name.clone()));
         }
     }
-    if let Ok(Ok(h)) = peek_header(&src.join("centroids.npy")) {
-        if h.dtype == DType::F16 {
-            fp.push(Evidence::CentroidDtype(h.dtype));
-        }
+    if let Ok(Ok(h)) = peek_header(&src.join("centroids.npy"))
+        && h.dtype == DType::F16
+    {
+        fp.push(Evidence::CentroidDtype(h.dtype));
     }
-    if let Ok(Ok(h)) = peek_header(&src.join("ivf_lengths.npy")) {
-        if h.dtype == DType::I64 {
-            fp.push(Evidence::IvfLengthsDtype(h.dtype));
-        }
+    if let Ok(Ok(h)) = peek_header(&src.join("ivf_lengths.npy"))
+        && h.dtype == DType::I64
+    {
+        fp.push(Evidence::IvfLengthsDtype(h.dtype));
     }
     match (np.is_empty(), fp.is_empty()) {
         (false, true) => Ok(SourceFormat::NextPlaid),

@@ -69,17 +69,17 @@ fn opt_u64(
 fn read_floats(path: &Path, what: &'static str, len: Option<usize>) -> Result<Vec<f32>, Error> {
     let a = read_array(path)?;
     let v = a.to_f32_vec().map_err(|k| npy_err(path, k))?;
-    if let Some(len) = len {
-        if v.len() != len || a.shape().len() > 1 {
-            return Err(fault(
-                path,
-                ImportFault::Shape {
-                    what,
-                    expected: len,
-                    found: v.len(),
-                },
-            ));
-        }
+    if let Some(len) = len
+        && (v.len() != len || a.shape().len() > 1)
+    {
+        return Err(fault(
+            path,
+            ImportFault::Shape {
+                what,
+                expected: len,
+                found: v.len(),
+            },
+        ));
     }
     Ok(v)
 }
@@ -323,17 +323,17 @@ fn read_codebook(src: &Path, meta: &Map<String, Value>, nbits: Nbits) -> Result<
     let centroids = centroids
         .to_f32_vec()
         .map_err(|kind| npy_err(&cpath, kind))?;
-    if let Some(d) = opt_u64(meta, &meta_path, "embedding_dim")? {
-        if d != dim as u64 {
-            return Err(fault(
-                &cpath,
-                ImportFault::Shape {
-                    what: "embedding dim (metadata.json embedding_dim)",
-                    expected: usize::try_from(d).unwrap_or(usize::MAX),
-                    found: dim,
-                },
-            ));
-        }
+    if let Some(d) = opt_u64(meta, &meta_path, "embedding_dim")?
+        && d != dim as u64
+    {
+        return Err(fault(
+            &cpath,
+            ImportFault::Shape {
+                what: "embedding dim (metadata.json embedding_dim)",
+                expected: usize::try_from(d).unwrap_or(usize::MAX),
+                found: dim,
+            },
+        ));
     }
     let b = nbits.num_buckets();
     let cut_path = src.join("bucket_cutoffs.npy");
@@ -393,17 +393,18 @@ fn read_all_doclens(
         ("num_embeddings", num_tokens),
     ] {
         // next-plaid infers num_documents from the doclens when it is 0.
-        if let Some(recorded) = opt_u64(meta, &meta_path, field)? {
-            if recorded != found && !(field == "num_documents" && recorded == 0) {
-                return Err(fault(
-                    &meta_path,
-                    ImportFault::CountMismatch {
-                        field,
-                        recorded,
-                        found,
-                    },
-                ));
-            }
+        if let Some(recorded) = opt_u64(meta, &meta_path, field)?
+            && recorded != found
+            && !(field == "num_documents" && recorded == 0)
+        {
+            return Err(fault(
+                &meta_path,
+                ImportFault::CountMismatch {
+                    field,
+                    recorded,
+                    found,
+                },
+            ));
         }
     }
     Ok(chunk_doclens)

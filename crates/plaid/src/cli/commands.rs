@@ -20,6 +20,11 @@ pub(crate) fn dispatch(cmd: Command) -> Result<()> {
         Command::Info(a) => info(a),
         Command::Import(a) => import(a),
         Command::Demo(a) => demo(a),
+        Command::Add(a) => super::live::add(a),
+        Command::Delete(a) => super::live::delete(a),
+        Command::Compact(a) => super::live::compact(a),
+        Command::Verify(a) => super::live::verify(a),
+        Command::Rebuild(a) => super::live::rebuild(a),
     }
 }
 
@@ -211,7 +216,7 @@ fn search(a: SearchArgs) -> Result<()> {
         "p99_ms": percentile(&latencies, 0.99),
         "batch_qps": batch_qps,
         "exhaustive": a.exhaustive,
-        "kernel": index.searcher()?.kernel().name(),
+        "kernel": index.snapshot().searcher()?.kernel().name(),
         "peak_rss_kb": peak_rss_kb(),
         "profile": profile,
     });
@@ -249,13 +254,19 @@ fn profile_json(p: &StageProfile) -> serde_json::Value {
 fn info(a: InfoArgs) -> Result<()> {
     let index = Index::open(&a.dir)?;
     let bytes = dir_bytes(&a.dir)?;
+    let snap = index.snapshot();
     let summary = json!({
-        "num_docs": index.num_docs(),
-        "num_tokens": index.num_tokens(),
+        "num_docs": snap.num_docs(),
+        "num_tokens": snap.num_tokens(),
+        "num_deleted": snap.num_deleted(),
+        "stored_tokens": snap.stored_tokens(),
+        "next_doc_id": snap.manifest().next_doc_id,
+        "generation": snap.generation(),
+        "segments": snap.manifest().segments.len(),
         "num_centroids": index.num_centroids(),
         "dim": index.dim(),
         "nbits": index.nbits(),
-        "quantizer": match index.codebook().quantizer().kind() {
+        "quantizer": match snap.codebook().quantizer().kind() {
             QuantizerKind::Global => "global",
             _ => "per_dim",
         },

@@ -23,6 +23,16 @@ pub(crate) enum Command {
     Import(ImportArgs),
     /// Build and search an index of generated sample data.
     Demo(DemoArgs),
+    /// Append documents to an index (new ids continue after the largest ever assigned).
+    Add(AddArgs),
+    /// Delete documents by id.
+    Delete(DeleteArgs),
+    /// Rewrite the index as one segment of live documents.
+    Compact(DirArgs),
+    /// Check every invariant of an index's files; non-zero exit when one fails.
+    Verify(DirArgs),
+    /// Retrain the codebook from the live documents' decompressed vectors.
+    Rebuild(RebuildArgs),
 }
 
 impl Command {
@@ -31,7 +41,13 @@ impl Command {
             Command::Index(a) => a.threads,
             Command::Search(a) => a.threads,
             Command::Demo(a) => a.threads,
-            Command::Info(_) | Command::Import(_) => None,
+            Command::Add(a) => a.threads,
+            Command::Rebuild(a) => a.threads,
+            Command::Info(_)
+            | Command::Import(_)
+            | Command::Delete(_)
+            | Command::Compact(_)
+            | Command::Verify(_) => None,
         }
     }
 }
@@ -146,6 +162,69 @@ pub(crate) struct DemoArgs {
     /// Number of generated documents.
     #[arg(long, default_value_t = 2000)]
     pub(crate) docs: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AddArgs {
+    /// Index directory.
+    pub(crate) dir: PathBuf,
+    /// float16 or float32 `[T, D]` npy: the new documents' tokens concatenated.
+    #[arg(long)]
+    pub(crate) embeddings: PathBuf,
+    /// int32 or int64 `[N]` npy: tokens per new document.
+    #[arg(long)]
+    pub(crate) doclens: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DeleteArgs {
+    /// Index directory.
+    pub(crate) dir: PathBuf,
+    /// Comma-separated document ids, e.g. `3,17,42`.
+    #[arg(long, value_delimiter = ',', required_unless_present = "ids_file")]
+    pub(crate) ids: Vec<u32>,
+    /// A text file with one document id per line.
+    #[arg(long, conflicts_with = "ids")]
+    pub(crate) ids_file: Option<PathBuf>,
+    /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DirArgs {
+    /// Index directory.
+    pub(crate) dir: PathBuf,
+    /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RebuildArgs {
+    /// Index directory.
+    pub(crate) dir: PathBuf,
+    /// Residual bits per dimension (default: the index's).
+    #[arg(long)]
+    pub(crate) nbits: Option<u8>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Number of centroids (default: 2^floor(log2(16·sqrt(T)))).
+    #[arg(long)]
+    pub(crate) num_centroids: Option<usize>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub(crate) threads: Option<usize>,

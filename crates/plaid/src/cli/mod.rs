@@ -3,6 +3,7 @@
 mod commands;
 mod flags;
 mod io;
+mod live;
 
 use clap::Parser;
 
