@@ -3,7 +3,7 @@
 use crate::centroids::{centroid_scores, probe};
 use crate::kernels::Kernel;
 use crate::reference::rank_order;
-use crate::view::SegmentView;
+use crate::view::{CodesView, SegmentView};
 use crate::{Error, SearchParams};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatRef, Par};
@@ -388,17 +388,27 @@ impl<'a> Searcher<'a> {
     fn doc_codes(&self, cand: &Cand, out: &mut Vec<u32>) -> Result<(), Error> {
         let k = self.codebook.num_centroids();
         let seg = &self.segments[cand.segment as usize];
-        for t in seg.token_range(cand.local as usize) {
-            let code = seg.codes.get(t).unwrap_or(u32::MAX);
-            if code as usize >= k {
-                return Err(Error::CodeOutOfRange {
-                    segment: cand.segment as usize,
-                    token: t,
-                    code,
-                    num_centroids: k,
-                });
-            }
-            out.push(code);
+        let range = seg.token_range(cand.local as usize);
+        let start = out.len();
+        // try_new checked that document offsets end at the number of codes.
+        match seg.codes {
+            CodesView::U16(c) => out.extend(c[range.clone()].iter().map(|&v| u32::from(v))),
+            CodesView::U32(c) => out.extend_from_slice(&c[range.clone()]),
+        }
+        // One vectorisable pass for the common case; find the culprit only
+        // when there is one.
+        if out[start..].iter().any(|&c| c as usize >= k) {
+            let (i, &code) = out[start..]
+                .iter()
+                .enumerate()
+                .find(|(_, c)| **c as usize >= k)
+                .unwrap_or((0, &0));
+            return Err(Error::CodeOutOfRange {
+                segment: cand.segment as usize,
+                token: range.start + i,
+                code,
+                num_centroids: k,
+            });
         }
         Ok(())
     }

@@ -124,7 +124,7 @@ pub(crate) struct SearchArgs {
     #[arg(long)]
     pub(crate) fixed_probe: bool,
     /// Candidates kept after approximate scoring (a quarter get exact MaxSim).
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 2048)]
     pub(crate) n_full_scores: usize,
     /// Drop probed centroids scoring below this for every query token.
     #[arg(long)]
