@@ -2,6 +2,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+use std::collections::BinaryHeap;
 
 /// A row-major `nrows × ncols` matrix whose rows start `stride` floats apart.
 ///
@@ -40,40 +41,42 @@ pub(crate) fn centroid_scores(
     st
 }
 
+/// A probed candidate ordered so that the *worst* is the greatest: lower
+/// score first, then higher id (ties go to the lower id). A max-heap of
+/// these keeps the worst of the current best on top.
+#[derive(Clone, Copy, Debug)]
+struct Worst(f32, u32);
+
+impl PartialEq for Worst {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Worst {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        o.0.total_cmp(&self.0).then(self.1.cmp(&o.1))
+    }
+}
+
 /// The `depth` best centroids of every query token (ids, best first; ties to
 /// the lower id; NaN scores never included), in one pass over the scores.
 ///
 /// Most rows beat no token's current worst, so a row is first compared as a
-/// whole and only the rare winners are inserted into the short sorted lists.
+/// whole and only the rare winners enter the per-token heaps.
 fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize) -> Vec<Vec<u32>> {
     let k = st.len().checked_div(stride).unwrap_or(0);
     let depth = depth.min(k);
-    if depth == 0 {
+    if depth == 0 || stride < nq {
         return vec![Vec::new(); nq];
     }
-    let better = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if depth > 256 {
-        // Deep lists (duplicated query tokens): a selection per token beats
-        // insertion into long sorted lists.
-        return (0..nq)
-            .map(|q| {
-                let mut all: Vec<(f32, u32)> = st
-                    .chunks_exact(stride)
-                    .enumerate()
-                    .map(|(c, row)| (row[q], c as u32))
-                    .filter(|(s, _)| !s.is_nan())
-                    .collect();
-                if all.len() > depth {
-                    all.select_nth_unstable_by(depth - 1, better);
-                    all.truncate(depth);
-                }
-                all.sort_unstable_by(better);
-                all.into_iter().map(|(_, c)| c).collect()
-            })
-            .collect();
-    }
-    let mut lists: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(depth + 1); nq];
-    // Current entry bar of each list: -inf until the list is full.
+    let mut heaps: Vec<BinaryHeap<Worst>> = vec![BinaryHeap::with_capacity(depth + 1); nq];
+    // Current entry bar of each heap: -inf until it is full.
     let mut bar = vec![f32::NEG_INFINITY; nq];
     for (c, row) in st.chunks_exact(stride).enumerate() {
         let row = &row[..nq];
@@ -81,24 +84,24 @@ fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize) -> Vec<Vec<u32
         if !row.iter().zip(&bar).any(|(s, b)| s > b) {
             continue;
         }
-        for (q, (&s, list)) in row.iter().zip(lists.iter_mut()).enumerate() {
-            // NaN is never greater, so it never enters.
+        for (q, (&s, heap)) in row.iter().zip(heaps.iter_mut()).enumerate() {
             if s.partial_cmp(&bar[q]) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
-            if list.len() == depth {
-                list.pop();
+            // Ids arrive in increasing order, so an equal score never
+            // displaces an earlier id: only strictly better scores enter.
+            heap.push(Worst(s, c as u32));
+            if heap.len() > depth {
+                heap.pop();
             }
-            let pos = list.partition_point(|&(v, _)| v >= s);
-            list.insert(pos, (s, c as u32));
-            if list.len() == depth {
-                bar[q] = list.last().map_or(f32::NEG_INFINITY, |&(v, _)| v);
+            if heap.len() == depth {
+                bar[q] = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0);
             }
         }
     }
-    lists
+    heaps
         .into_iter()
-        .map(|l| l.into_iter().map(|(_, c)| c).collect())
+        .map(|h| h.into_sorted_vec().into_iter().map(|w| w.1).collect())
         .collect()
 }
 
@@ -221,8 +224,7 @@ mod tests {
             );
             assert!(wide[ci * 16 + nq..(ci + 1) * 16].iter().all(|v| *v == 0.0));
         }
-        // The insertion path (depth ≤ 256) and the selection path (deeper)
-        // rank alike.
+        // Padded and narrow score rows rank alike, and as a full sort does.
         for depth in [1, 8, 200, 257, 300] {
             let a = ranked_all(&narrow, nq, nq, depth);
             let b = ranked_all(&wide, nq, 16, depth);
