@@ -74,5 +74,5 @@ mod view;
 pub use error::Error;
 pub use kernels::Kernel;
 pub use params::SearchParams;
-pub use searcher::{Hits, Searcher};
+pub use searcher::{FilterPlan, Hits, Searcher};
 pub use view::{CodesView, SegmentParts, SegmentView};
