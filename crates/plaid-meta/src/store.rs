@@ -274,12 +274,14 @@ impl MetaStore {
                 objects: objects.len(),
             });
         }
-        // Validate every object and plan the new columns first.
+        Self::validate(objects)?;
+        // Plan the new columns first.
         let mut new_cols: Vec<Column> = Vec::new();
         let mut kind_updates: Vec<(String, ColumnKind)> = Vec::new();
-        for (index, obj) in objects.iter().enumerate() {
-            let map = obj.as_object().ok_or(Error::NotAnObject { index })?;
-            check_keys(index, map)?;
+        for obj in objects {
+            let Some(map) = obj.as_object() else {
+                unreachable!("validate checked that every entry is an object");
+            };
             for (key, v) in map {
                 let kind = ColumnKind::of(v);
                 match self.column_index(key) {
@@ -359,6 +361,19 @@ impl MetaStore {
         set_generation(&tx, generation).map_err(e)?;
         tx.commit().map_err(e)?;
         self.columns = all;
+        Ok(())
+    }
+
+    /// Checks that every entry is a JSON object whose keys can be columns,
+    /// without touching any database.
+    ///
+    /// # Errors
+    /// [`Error::NotAnObject`] or [`Error::BadKey`] for the first bad entry.
+    pub fn validate(objects: &[Json]) -> Result<(), Error> {
+        for (index, obj) in objects.iter().enumerate() {
+            let map = obj.as_object().ok_or(Error::NotAnObject { index })?;
+            check_keys(index, map)?;
+        }
         Ok(())
     }
 

@@ -279,6 +279,12 @@ impl Index {
         ids
     }
 
+    /// The manifest generation this handle was opened at (1 for a new
+    /// index, +1 on every commit).
+    pub fn generation(&self) -> u64 {
+        self.inner.manifest.generation
+    }
+
     /// Number of documents.
     pub fn num_docs(&self) -> usize {
         self.inner.manifest.num_docs() as usize

@@ -6,7 +6,8 @@
 //! top-k documents by MaxSim.
 //!
 //! This crate is the facade most applications want. It re-exports the layers
-//! it is built from: [`kmeans`], [`codec`], [`storage`] and [`search`].
+//! it is built from: [`kmeans`], [`codec`], [`storage`], [`search`] and
+//! [`meta`] (document metadata and filters).
 //!
 //! # Example
 //! ```
@@ -35,6 +36,7 @@ mod config;
 mod docs;
 mod error;
 mod index;
+mod metadata;
 pub mod synth;
 
 pub use build::{Progress, Stage};
@@ -44,10 +46,12 @@ pub use error::Error;
 pub use index::Index;
 pub use plaid_codec::types;
 pub use plaid_codec::{Nbits, QuantizerKind};
-pub use plaid_search::{Hits, Kernel, SearchParams};
+pub use plaid_meta::{Filter, Value};
+pub use plaid_search::{FilterPlan, Hits, Kernel, SearchParams};
 pub use plaid_storage::import::{ImportReport, SkipReason, SkippedFile, SourceFormat};
 
 pub use plaid_codec as codec;
 pub use plaid_kmeans as kmeans;
+pub use plaid_meta as meta;
 pub use plaid_search as search;
 pub use plaid_storage as storage;
