@@ -185,6 +185,28 @@ impl MetaStore {
         Self::finish_open(conn, path)
     }
 
+    /// Opens an existing database at `path` for reading only (what
+    /// searches and lookups use: they never write to the index directory).
+    ///
+    /// # Errors
+    /// As [`MetaStore::open`]; writes through this handle fail with
+    /// [`Error::Sqlite`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(Error::Missing { path });
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Self::finish_open(conn, path)
+    }
+
     fn finish_open(conn: Connection, path: PathBuf) -> Result<Self, Error> {
         let version: Option<i64> = conn
             .query_row(

@@ -32,6 +32,12 @@ impl Index {
         Ok(MetaStore::open(self.metadata_path())?)
     }
 
+    /// Readers open the database read-only: like opening an index, looking
+    /// up metadata never writes to the directory.
+    fn meta_reader(&self) -> Result<MetaStore, Error> {
+        Ok(MetaStore::open_read_only(self.metadata_path())?)
+    }
+
     /// Builds an index of `docs` as [`Index::create`] does and stores
     /// `metadata[i]` (a JSON object) as the metadata of document `i`.
     ///
@@ -128,7 +134,7 @@ impl Index {
     /// # Errors
     /// A missing database, SQLite failures.
     pub fn metadata(&self, ids: &[DocId]) -> Result<Vec<Option<Map<String, Json>>>, Error> {
-        let store = self.meta_store()?;
+        let store = self.meta_reader()?;
         let mut out = store.get(ids)?;
         if store.generation()? != Some(self.generation()) {
             let live = self.doc_ids();
@@ -147,7 +153,7 @@ impl Index {
     /// A refused filter ([`plaid_meta::Error::Filter`] as [`Error::Meta`]),
     /// a missing database, SQLite failures.
     pub fn filter_ids(&self, filter: &Filter) -> Result<Vec<DocId>, Error> {
-        let store = self.meta_store()?;
+        let store = self.meta_reader()?;
         let mut ids = store.ids(filter)?;
         if store.generation()? != Some(self.generation()) {
             let live = self.doc_ids();
@@ -161,7 +167,7 @@ impl Index {
     /// # Errors
     /// As [`Index::filter_ids`].
     pub fn filter_count(&self, filter: &Filter) -> Result<usize, Error> {
-        let store = self.meta_store()?;
+        let store = self.meta_reader()?;
         if store.generation()? == Some(self.generation()) {
             return Ok(store.count(filter)?);
         }
