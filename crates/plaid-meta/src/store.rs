@@ -315,7 +315,10 @@ impl MetaStore {
                             }
                         }
                     }
-                    None => match new_cols.iter_mut().find(|c| c.name.eq_ignore_ascii_case(key)) {
+                    None => match new_cols
+                        .iter_mut()
+                        .find(|c| c.name.eq_ignore_ascii_case(key))
+                    {
                         Some(c) if c.kind == ColumnKind::Null => c.kind = kind,
                         Some(_) => {}
                         None => new_cols.push(Column {

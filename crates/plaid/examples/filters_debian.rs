@@ -58,7 +58,12 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Exact float MaxSim of `q` (`[nq, dim]`) against each document of the
 /// subset whose token rows are stacked in `sub` with `bounds`; top `k` ids.
-fn exact_top(q: ArrayView2<'_, f32>, sub: &Array2<f32>, docs: &[(DocId, usize, usize)], k: usize) -> Vec<DocId> {
+fn exact_top(
+    q: ArrayView2<'_, f32>,
+    sub: &Array2<f32>,
+    docs: &[(DocId, usize, usize)],
+    k: usize,
+) -> Vec<DocId> {
     let s = sub.dot(&q.t()); // [T_sub, nq]
     let mut scored: Vec<(f32, DocId)> = docs
         .iter()
@@ -80,7 +85,8 @@ fn exact_top(q: ArrayView2<'_, f32>, sub: &Array2<f32>, docs: &[(DocId, usize, u
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut data: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/debian-5k");
+    let mut data: PathBuf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/debian-5k");
     let mut nqueries = usize::MAX;
     let mut index_dir: Option<PathBuf> = None;
     let mut it = args.iter();
@@ -117,9 +123,17 @@ fn main() -> Res<()> {
         Index::open(&dir)?
     } else {
         let t = Instant::now();
-        let docs = Documents::Flat { data: &emb, dim, lens: &doclens };
+        let docs = Documents::Flat {
+            data: &emb,
+            dim,
+            lens: &doclens,
+        };
         let index = Index::create_with_metadata(docs, &dir, &IndexConfig::default(), &metadata)?;
-        println!("built {} docs with metadata in {:.1} s", index.num_docs(), t.elapsed().as_secs_f64());
+        println!(
+            "built {} docs with metadata in {:.1} s",
+            index.num_docs(),
+            t.elapsed().as_secs_f64()
+        );
         index
     };
 
@@ -130,7 +144,10 @@ fn main() -> Res<()> {
     let mut queries = Vec::new();
     let mut off = 0;
     for &l in qlens.iter().take(nqueries) {
-        queries.push(ArrayView2::from_shape((l, dim), &qemb[off * dim..(off + l) * dim])?);
+        queries.push(ArrayView2::from_shape(
+            (l, dim),
+            &qemb[off * dim..(off + l) * dim],
+        )?);
         off += l;
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
@@ -149,14 +166,29 @@ fn main() -> Res<()> {
         pass_medians.push(median(&mut lat));
     }
     let base_ms = median(&mut pass_medians);
-    println!("{} queries, k = 10, 1 thread; unfiltered search: median {:.3} ms/query", queries.len(), base_ms);
-    println!("| filter | docs | share | plans (subset/probe) | recall@10 vs exact over subset | median ms/query | vs unfiltered | filter_ids median ms |");
+    println!(
+        "{} queries, k = 10, 1 thread; unfiltered search: median {:.3} ms/query",
+        queries.len(),
+        base_ms
+    );
+    println!(
+        "| filter | docs | share | plans (subset/probe) | recall@10 vs exact over subset | median ms/query | vs unfiltered | filter_ids median ms |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
 
     let filters: Vec<(&str, Vec<Value>)> = vec![
-        ("section = ? AND installed_size < ?", vec!["libs".into(), 60.into()]),
-        ("section IN (?, ?) OR priority <> ?", vec!["libdevel".into(), "haskell".into(), "optional".into()]),
-        ("package LIKE ? OR installed_size >= ?", vec!["lib%".into(), 2000.into()]),
+        (
+            "section = ? AND installed_size < ?",
+            vec!["libs".into(), 60.into()],
+        ),
+        (
+            "section IN (?, ?) OR priority <> ?",
+            vec!["libdevel".into(), "haskell".into(), "optional".into()],
+        ),
+        (
+            "package LIKE ? OR installed_size >= ?",
+            vec!["lib%".into(), 2000.into()],
+        ),
     ];
     for (cond, p) in filters {
         let filter = Filter::new(cond, p.clone());
@@ -174,7 +206,8 @@ fn main() -> Res<()> {
         let (mut hit, mut plans) = (0usize, [0usize; 2]);
         for q in &queries {
             let gt = exact_top(q.view(), &sub, &docs, 10);
-            let (hits, plan) = pool.install(|| index.search_filtered_with_plan(q.view(), &params, &filter))?;
+            let (hits, plan) =
+                pool.install(|| index.search_filtered_with_plan(q.view(), &params, &filter))?;
             plans[usize::from(matches!(plan, FilterPlan::Probe { .. }))] += 1;
             hit += hits.ids.iter().filter(|d| gt.contains(d)).count();
         }

@@ -814,9 +814,23 @@ fn metadata_index_filtered_search_and_meta() {
     let (q, ql) = inp.doc_queries(&[0, 1, 2, 3, 44], "q");
     let ids = inp.path("ids.npy");
     let summary = ok_json(&[
-        "search", s(&dir), "--queries", s(&q), "--query-lens", s(&ql), "--k", "5",
-        "--filter", "section = ? AND installed_size < ?", "--param", "libs", "--param", "500",
-        "--output", s(&ids), "--json",
+        "search",
+        s(&dir),
+        "--queries",
+        s(&q),
+        "--query-lens",
+        s(&ql),
+        "--k",
+        "5",
+        "--filter",
+        "section = ? AND installed_size < ?",
+        "--param",
+        "libs",
+        "--param",
+        "500",
+        "--output",
+        s(&ids),
+        "--json",
     ]);
     assert_eq!(summary["filter"], "section = ? AND installed_size < ?");
     let got = read(&ids);
@@ -827,30 +841,66 @@ fn metadata_index_filtered_search_and_meta() {
 
     let out = plaid(&["meta", s(&dir), "--ids", "1,2,79"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     for (line, i) in lines.iter().zip([1, 2, 79]) {
         assert_eq!(line["id"], i);
         assert_eq!(line["metadata"], doc_meta(i));
     }
     let count = ok_json(&[
-        "meta", s(&dir), "--filter", "section IN (?, ?)", "--param", "net", "--param", "games",
-        "--count", "--json",
+        "meta",
+        s(&dir),
+        "--filter",
+        "section IN (?, ?)",
+        "--param",
+        "net",
+        "--param",
+        "games",
+        "--count",
+        "--json",
     ]);
     assert_eq!(u(&count, "count"), 40);
 
     // Refused filters and a metadata count mismatch: one error line each.
-    let line = error_line(&["meta", s(&dir), "--filter", "section = ?; DROP TABLE x", "--param", "a"]);
+    let line = error_line(&[
+        "meta",
+        s(&dir),
+        "--filter",
+        "section = ?; DROP TABLE x",
+        "--param",
+        "a",
+    ]);
     assert!(line.contains("byte 11"), "{line}");
-    let line = error_line(&["meta", s(&dir), "--filter", "nosuch = ?", "--param", "a", "--count"]);
+    let line = error_line(&[
+        "meta",
+        s(&dir),
+        "--filter",
+        "nosuch = ?",
+        "--param",
+        "a",
+        "--count",
+    ]);
     assert!(line.contains("unknown column"), "{line}");
     std::fs::write(&meta, "{\"a\": 1}\n").unwrap();
     let emb = inp.path("emb.npy");
     let lens = inp.path("lens64.npy");
     let bad_dir = inp.path("bad");
     let line = error_line(&[
-        "index", s(&bad_dir), "--embeddings", s(&emb), "--doclens", s(&lens), "--metadata", s(&meta),
+        "index",
+        s(&bad_dir),
+        "--embeddings",
+        s(&emb),
+        "--doclens",
+        s(&lens),
+        "--metadata",
+        s(&meta),
     ]);
-    assert!(line.contains("1 metadata entries for 80 documents"), "{line}");
+    assert!(
+        line.contains("1 metadata entries for 80 documents"),
+        "{line}"
+    );
     assert!(!bad_dir.exists());
 }

@@ -28,9 +28,19 @@ struct Fixture {
 fn fixture() -> Fixture {
     let corpus = synth::corpus(&synth::SynthConfig::new(N).dim(DIM).lens(5, 30));
     let tmp = tempfile::tempdir().unwrap();
-    let docs = Documents::Flat { data: &corpus.embeddings, dim: DIM, lens: &corpus.doclens };
+    let docs = Documents::Flat {
+        data: &corpus.embeddings,
+        dim: DIM,
+        lens: &corpus.doclens,
+    };
     let metadata: Vec<Json> = (0..N).map(meta).collect();
-    let index = Index::create_with_metadata(docs, tmp.path().join("idx"), &IndexConfig::default(), &metadata).unwrap();
+    let index = Index::create_with_metadata(
+        docs,
+        tmp.path().join("idx"),
+        &IndexConfig::default(),
+        &metadata,
+    )
+    .unwrap();
     let (rows, lens, _) = synth::queries(&corpus, 20, 8, 5);
     let mut queries = Vec::new();
     let mut off = 0;
@@ -38,7 +48,11 @@ fn fixture() -> Fixture {
         queries.push(rows[off * DIM..(off + l) * DIM].to_vec());
         off += l;
     }
-    Fixture { _tmp: tmp, index, queries }
+    Fixture {
+        _tmp: tmp,
+        index,
+        queries,
+    }
 }
 
 fn q(v: &[f32]) -> ArrayView2<'_, f32> {
@@ -48,7 +62,11 @@ fn q(v: &[f32]) -> ArrayView2<'_, f32> {
 /// Exact MaxSim over the decompressed vectors of the allowed documents.
 fn oracle(index: &Index, query: &[f32], allowed: &[DocId], k: usize) -> Vec<DocId> {
     let all = index.exhaustive(q(query), N).unwrap();
-    all.ids.into_iter().filter(|d| allowed.contains(d)).take(k).collect()
+    all.ids
+        .into_iter()
+        .filter(|d| allowed.contains(d))
+        .take(k)
+        .collect()
 }
 
 #[test]
@@ -57,7 +75,10 @@ fn filtered_search_matches_the_oracle_over_the_subset() {
     let params = SearchParams::with_k(10);
     // (condition, params, plan expected)
     let cases: Vec<(&str, Vec<Value>)> = vec![
-        ("section = ? AND installed_size < ?", vec!["libs".into(), 300.into()]),
+        (
+            "section = ? AND installed_size < ?",
+            vec!["libs".into(), 300.into()],
+        ),
         ("\"order\" IN (?, ?)", vec![1.into(), 2.into()]),
         ("section != 'admin'", vec![]),
         ("installed_size >= 0", vec![]),
@@ -70,7 +91,11 @@ fn filtered_search_matches_the_oracle_over_the_subset() {
         let expected: Vec<DocId> = (0..N)
             .filter(|&i| {
                 let m = meta(i);
-                let (s, z, o) = (m["section"].as_str().unwrap(), m["installed_size"].as_u64().unwrap(), m["order"].as_u64().unwrap());
+                let (s, z, o) = (
+                    m["section"].as_str().unwrap(),
+                    m["installed_size"].as_u64().unwrap(),
+                    m["order"].as_u64().unwrap(),
+                );
                 match cond {
                     c if c.starts_with("section = ") => s == "libs" && z < 300,
                     c if c.starts_with("\"order\"") => o == 1 || o == 2,
@@ -83,7 +108,10 @@ fn filtered_search_matches_the_oracle_over_the_subset() {
         assert_eq!(allowed, expected, "{cond}");
         let mut overlap = 0;
         for query in &f.queries {
-            let (hits, plan) = f.index.search_filtered_with_plan(q(query), &params, &filter).unwrap();
+            let (hits, plan) = f
+                .index
+                .search_filtered_with_plan(q(query), &params, &filter)
+                .unwrap();
             assert!(hits.ids.iter().all(|d| allowed.contains(d)), "{cond}");
             let want = oracle(&f.index, query, &allowed, 10);
             plans[usize::from(matches!(plan, FilterPlan::Probe { .. }))] += 1;
@@ -111,7 +139,10 @@ fn metadata_rows_go_with_their_documents() {
     assert_eq!(f.index.delete_metadata(&gone).unwrap(), 50);
     assert!(f.index.metadata(&gone).unwrap().iter().all(Option::is_none));
     let all = Filter::new("installed_size >= ?", vec![0.into()]);
-    assert_eq!(f.index.filter_ids(&all).unwrap(), (50..N as u32).map(DocId::new).collect::<Vec<_>>());
+    assert_eq!(
+        f.index.filter_ids(&all).unwrap(),
+        (50..N as u32).map(DocId::new).collect::<Vec<_>>()
+    );
     // The same generation: nothing to repair.
     assert!(f.index.repair_metadata().unwrap().removed.is_empty());
 }
@@ -120,28 +151,57 @@ fn metadata_rows_go_with_their_documents() {
 fn rejects_bad_metadata_before_writing() {
     let corpus = synth::corpus(&synth::SynthConfig::new(20).dim(DIM).lens(5, 10));
     let tmp = tempfile::tempdir().unwrap();
-    let docs = Documents::Flat { data: &corpus.embeddings, dim: DIM, lens: &corpus.doclens };
+    let docs = Documents::Flat {
+        data: &corpus.embeddings,
+        dim: DIM,
+        lens: &corpus.doclens,
+    };
     let dir = tmp.path().join("idx");
     let short: Vec<Json> = (0..19).map(meta).collect();
     let e = Index::create_with_metadata(docs, &dir, &IndexConfig::default(), &short).unwrap_err();
-    assert!(matches!(e, Error::MetadataCount { docs: 20, entries: 19 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::MetadataCount {
+                docs: 20,
+                entries: 19
+            }
+        ),
+        "{e}"
+    );
     let mut bad: Vec<Json> = (0..20).map(meta).collect();
     bad[4] = json!("not an object");
     let e = Index::create_with_metadata(docs, &dir, &IndexConfig::default(), &bad).unwrap_err();
-    assert!(matches!(e, Error::Meta(plaid::meta::Error::NotAnObject { index: 4 })), "{e}");
+    assert!(
+        matches!(e, Error::Meta(plaid::meta::Error::NotAnObject { index: 4 })),
+        "{e}"
+    );
     assert!(!dir.exists());
 }
 
 #[test]
 fn refuses_filters_and_reports_missing_metadata() {
     let f = fixture();
-    let e = f.index.filter_ids(&Filter::new("section = ?; DROP TABLE x", vec!["a".into()])).unwrap_err();
-    assert!(matches!(e, Error::Meta(plaid::meta::Error::Filter(_))), "{e}");
+    let e = f
+        .index
+        .filter_ids(&Filter::new("section = ?; DROP TABLE x", vec!["a".into()]))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Meta(plaid::meta::Error::Filter(_))),
+        "{e}"
+    );
     let corpus = synth::corpus(&synth::SynthConfig::new(20).dim(DIM).lens(5, 10));
     let tmp = tempfile::tempdir().unwrap();
-    let docs = Documents::Flat { data: &corpus.embeddings, dim: DIM, lens: &corpus.doclens };
+    let docs = Documents::Flat {
+        data: &corpus.embeddings,
+        dim: DIM,
+        lens: &corpus.doclens,
+    };
     let plain = Index::create(docs, tmp.path().join("idx"), &IndexConfig::default()).unwrap();
     assert!(!plain.has_metadata());
     let e = plain.filter_ids(&Filter::new("a = 1", vec![])).unwrap_err();
-    assert!(matches!(e, Error::Meta(plaid::meta::Error::Missing { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Meta(plaid::meta::Error::Missing { .. })),
+        "{e}"
+    );
 }

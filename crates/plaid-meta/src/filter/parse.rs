@@ -126,7 +126,10 @@ impl Parser<'_> {
         let found = self
             .peek()
             .map_or_else(|| "the end".to_owned(), Tok::describe);
-        err(self.offset(), FilterErrorKind::Unexpected { found, expected })
+        err(
+            self.offset(),
+            FilterErrorKind::Unexpected { found, expected },
+        )
     }
 
     fn expect(&mut self, tok: &Tok, expected: &'static str) -> Result<(), FilterError> {
@@ -235,7 +238,10 @@ impl Parser<'_> {
 
     fn bind(&mut self, v: Value, offset: usize) -> Result<Operand, FilterError> {
         if self.binds.len() >= MAX_PARAMS {
-            return Err(err(offset, FilterErrorKind::TooManyValues { max: MAX_PARAMS }));
+            return Err(err(
+                offset,
+                FilterErrorKind::TooManyValues { max: MAX_PARAMS },
+            ));
         }
         self.binds.push(v);
         Ok(Operand::Value(self.binds.len() - 1))
