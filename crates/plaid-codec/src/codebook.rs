@@ -3,7 +3,7 @@
 use crate::quantile;
 use crate::quantizer::check_finite;
 use crate::types::{CentroidId, EmbeddingsView};
-use crate::{Error, Nbits, QuantizerKind, ResidualQuantizer};
+use crate::{Error, Int8Centroids, Nbits, QuantizerKind, ResidualQuantizer};
 use rayon::prelude::*;
 
 /// Rows per parallel work item in [`Codebook::compress`] and [`Codebook::train`].
@@ -16,6 +16,9 @@ const CHUNK_ROWS: usize = 1024;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Codebook {
     centroids: Vec<f32>,
+    /// The stored int8 form of `centroids`, when the codebook was built that
+    /// way (`centroids` is then its dequantisation).
+    int8: Option<Int8Centroids>,
     dim: usize,
     quantizer: ResidualQuantizer,
     outlier_radius: f32,
@@ -123,6 +126,7 @@ impl Codebook {
         check_finite(&avg_residual, 1, "avg_residual")?;
         Ok(Self {
             centroids,
+            int8: None,
             dim,
             quantizer,
             outlier_radius,
@@ -200,6 +204,62 @@ impl Codebook {
         })?;
         let quantizer = ResidualQuantizer::train(view, nbits, kind)?;
         Self::new(centroids, dim, quantizer, outlier_radius, avg_residual)
+    }
+
+    /// Assembles a codebook whose centroids are stored as int8 (see
+    /// [`Int8Centroids`]); the working `f32` centroids are their
+    /// dequantisation.
+    ///
+    /// # Errors
+    /// As [`Codebook::new`], plus [`Error::Shape`] when the table's row width
+    /// is not `dim`.
+    pub fn from_int8(
+        centroids: Int8Centroids,
+        dim: usize,
+        quantizer: ResidualQuantizer,
+        outlier_radius: f32,
+        avg_residual: Vec<f32>,
+    ) -> Result<Self, Error> {
+        if centroids.dim() != dim {
+            return Err(Error::Shape {
+                what: "int8 centroid row width",
+                expected: dim,
+                found: centroids.dim(),
+            });
+        }
+        let mut cb = Self::new(
+            centroids.dequantize(),
+            dim,
+            quantizer,
+            outlier_radius,
+            avg_residual,
+        )?;
+        cb.int8 = Some(centroids);
+        Ok(cb)
+    }
+
+    /// [`Codebook::train`] with the centroids first rounded to int8 (one
+    /// scale per row), so that residuals are taken from the centroids as
+    /// they will be stored.
+    ///
+    /// # Errors
+    /// As [`Codebook::train`].
+    pub fn train_int8(
+        centroids: &[f32],
+        dim: usize,
+        heldout: EmbeddingsView<'_>,
+        nbits: Nbits,
+        kind: QuantizerKind,
+    ) -> Result<Self, Error> {
+        let q = Int8Centroids::quantize(centroids, dim)?;
+        let mut cb = Self::train(q.dequantize(), dim, heldout, nbits, kind)?;
+        cb.int8 = Some(q);
+        Ok(cb)
+    }
+
+    /// The int8 form of the centroids, when they are stored that way.
+    pub fn int8_centroids(&self) -> Option<&Int8Centroids> {
+        self.int8.as_ref()
     }
 
     /// Number of centroids, `K`.

@@ -62,6 +62,7 @@
 
 mod codebook;
 mod error;
+mod int8;
 mod nbits;
 pub mod pack;
 mod quantile;
@@ -72,6 +73,7 @@ pub mod types;
 
 pub use codebook::{Codebook, Compressed};
 pub use error::Error;
+pub use int8::Int8Centroids;
 pub use nbits::Nbits;
 pub use quantizer::{QuantizerKind, ResidualQuantizer};
 pub use table::DecodeTable;

@@ -3,60 +3,103 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-/// Centroid-major scores `st[c * nq + q] = centroid_c · query_q` (`K × nq`),
-/// computed as one GEMM on the calling thread.
-pub(crate) fn centroid_scores(query: &[f32], centroids: &[f32], dim: usize) -> Vec<f32> {
-    let nq = query.len() / dim;
-    let k = centroids.len() / dim;
-    let mut st = vec![0.0f32; k * nq];
+/// A row-major `nrows × ncols` matrix whose rows start `stride` floats apart.
+///
+/// Built as the transpose of a column-major view: faer 0.24's
+/// `from_row_major_slice_with_stride_mut` swaps the two strides.
+pub(crate) fn row_major_strided_mut(
+    slice: &mut [f32],
+    nrows: usize,
+    ncols: usize,
+    stride: usize,
+) -> MatMut<'_, f32> {
+    MatMut::from_column_major_slice_with_stride_mut(slice, ncols, nrows, stride).transpose_mut()
+}
+
+/// Centroid-major scores `st[c * stride + q] = centroid_c · query_q` (`K`
+/// rows of `stride ≥ nq` floats; the padding columns are 0), computed as one
+/// GEMM on the calling thread. The padding lets the per-document kernels work
+/// on whole vectors.
+pub(crate) fn centroid_scores(
+    query: &[f32],
+    centroids: &[f32],
+    dim: usize,
+    stride: usize,
+) -> Vec<f32> {
+    let nq = query.len() / dim.max(1);
+    let k = centroids.len() / dim.max(1);
+    let stride = stride.max(nq);
+    let mut st = vec![0.0f32; k * stride];
     if nq == 0 || k == 0 {
         return st;
     }
     let c = MatRef::from_row_major_slice(centroids, k, dim);
     let q = MatRef::from_row_major_slice(query, nq, dim);
-    let dst = MatMut::from_row_major_slice_mut(&mut st, k, nq);
+    let dst = row_major_strided_mut(&mut st, k, nq, stride);
     matmul(dst, Accum::Replace, c, q.transpose(), 1.0f32, Par::Seq);
     st
 }
 
-/// The `depth` best centroids of query token `q` (ids, best first; ties to
-/// the lower id; NaN scores never included).
-fn ranked(st: &[f32], nq: usize, q: usize, depth: usize) -> Vec<u32> {
-    let k = st.len() / nq;
+/// The `depth` best centroids of every query token (ids, best first; ties to
+/// the lower id; NaN scores never included), in one pass over the scores.
+///
+/// Most rows beat no token's current worst, so a row is first compared as a
+/// whole and only the rare winners are inserted into the short sorted lists.
+fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize) -> Vec<Vec<u32>> {
+    let k = st.len().checked_div(stride).unwrap_or(0);
     let depth = depth.min(k);
+    if depth == 0 {
+        return vec![Vec::new(); nq];
+    }
     let better = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    let mut out: Vec<(f32, u32)>;
-    if depth <= 64 {
-        // Insertion into a short sorted list: most scores fail the first compare.
-        out = Vec::with_capacity(depth + 1);
-        for c in 0..k {
-            let s = st[c * nq + q];
-            if s.is_nan() {
+    if depth > 256 {
+        // Deep lists (duplicated query tokens): a selection per token beats
+        // insertion into long sorted lists.
+        return (0..nq)
+            .map(|q| {
+                let mut all: Vec<(f32, u32)> = st
+                    .chunks_exact(stride)
+                    .enumerate()
+                    .map(|(c, row)| (row[q], c as u32))
+                    .filter(|(s, _)| !s.is_nan())
+                    .collect();
+                if all.len() > depth {
+                    all.select_nth_unstable_by(depth - 1, better);
+                    all.truncate(depth);
+                }
+                all.sort_unstable_by(better);
+                all.into_iter().map(|(_, c)| c).collect()
+            })
+            .collect();
+    }
+    let mut lists: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(depth + 1); nq];
+    // Current entry bar of each list: -inf until the list is full.
+    let mut bar = vec![f32::NEG_INFINITY; nq];
+    for (c, row) in st.chunks_exact(stride).enumerate() {
+        let row = &row[..nq];
+        // NaN fails every comparison, so it never enters.
+        if !row.iter().zip(&bar).any(|(s, b)| s > b) {
+            continue;
+        }
+        for (q, (&s, list)) in row.iter().zip(lists.iter_mut()).enumerate() {
+            // NaN is never greater, so it never enters.
+            if s.partial_cmp(&bar[q]) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
-            if out.len() == depth {
-                match out.last() {
-                    Some(&(worst, _)) if s > worst => {
-                        out.pop();
-                    }
-                    _ => continue,
-                }
+            if list.len() == depth {
+                list.pop();
             }
-            let pos = out.partition_point(|&(v, _)| v >= s);
-            out.insert(pos, (s, c as u32));
+            let pos = list.partition_point(|&(v, _)| v >= s);
+            list.insert(pos, (s, c as u32));
+            if list.len() == depth {
+                bar[q] = list.last().map_or(f32::NEG_INFINITY, |&(v, _)| v);
+            }
         }
-    } else {
-        out = (0..k)
-            .map(|c| (st[c * nq + q], c as u32))
-            .filter(|(s, _)| !s.is_nan())
-            .collect();
-        if out.len() > depth {
-            out.select_nth_unstable_by(depth - 1, better);
-            out.truncate(depth);
-        }
-        out.sort_unstable_by(better);
     }
-    out.into_iter().map(|(_, c)| c).collect()
+    lists
+        .into_iter()
+        .map(|l| l.into_iter().map(|(_, c)| c).collect())
+        .collect()
 }
 
 /// Chooses the centroids to probe.
@@ -71,11 +114,18 @@ fn ranked(st: &[f32], nq: usize, q: usize, depth: usize) -> Vec<u32> {
 /// lists instead of being wasted on repeats.
 ///
 /// Afterwards, centroids whose best score over all tokens is below
-/// `threshold` are dropped (PLAID's `t_cs`). Returns a flag per centroid.
-pub(crate) fn probe(st: &[f32], nq: usize, n_probe: usize, threshold: Option<f32>) -> Vec<bool> {
-    let k = st.len().checked_div(nq).unwrap_or(0);
+/// `threshold` are dropped (PLAID's `t_cs`). `st` has rows of `stride`
+/// floats of which the first `nq` are scores. Returns a flag per centroid.
+pub(crate) fn probe(
+    st: &[f32],
+    nq: usize,
+    stride: usize,
+    n_probe: usize,
+    threshold: Option<f32>,
+) -> Vec<bool> {
+    let k = st.len().checked_div(stride).unwrap_or(0);
     let mut probed = vec![false; k];
-    if k == 0 {
+    if k == 0 || nq == 0 || stride < nq {
         return probed;
     }
     let budget = n_probe.saturating_mul(nq).min(k);
@@ -83,7 +133,7 @@ pub(crate) fn probe(st: &[f32], nq: usize, n_probe: usize, threshold: Option<f32
     // when it is not (many duplicated tokens).
     let mut depth = n_probe.saturating_mul(2).min(k);
     loop {
-        let lists: Vec<Vec<u32>> = (0..nq).map(|q| ranked(st, nq, q, depth)).collect();
+        let lists = ranked_all(st, nq, stride, depth);
         probed.iter_mut().for_each(|p| *p = false);
         let mut count = 0;
         'fill: for r in 0..depth {
@@ -103,12 +153,12 @@ pub(crate) fn probe(st: &[f32], nq: usize, n_probe: usize, threshold: Option<f32
         if count == budget || depth >= budget.min(k) {
             break;
         }
-        depth = budget.min(k);
+        depth = depth.saturating_mul(2).min(budget).min(k);
     }
     if let Some(t) = threshold {
-        for (c, row) in st.chunks_exact(nq).enumerate() {
+        for (c, row) in st.chunks_exact(stride).enumerate() {
             if probed[c] {
-                let best = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let best = row[..nq].iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 if best < t {
                     probed[c] = false;
                 }
@@ -131,10 +181,10 @@ mod tests {
             0.5, 0.0, //
             0.2, 0.3,
         ];
-        let p = probe(&st, 2, 1, None);
+        let p = probe(&st, 2, 2, 1, None);
         // token 0: best 0.5 at c1 and c2 -> c1; token 1: 0.9 at c0 and c1 -> c0.
         assert_eq!(p, vec![true, true, false, false]);
-        let p = probe(&st, 2, 2, Some(0.6));
+        let p = probe(&st, 2, 2, 2, Some(0.6));
         // Budget 4: rank 0 gives c1, c0; rank 1 gives c2 (token 0) and c1
         // again (token 1, skipped); rank 2: token 0's c0 (taken), token 1's c3.
         // Then the threshold drops c2 (best 0.5) and c3 (best 0.3).
@@ -150,9 +200,45 @@ mod tests {
             let s = 1.0 - c as f32 * 0.05;
             st.extend_from_slice(&[s, s, s]);
         }
-        let p = probe(&st, 3, 1, None);
+        let p = probe(&st, 3, 3, 1, None);
         let chosen: Vec<usize> = (0..k).filter(|&c| p[c]).collect();
         assert_eq!(chosen, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn padded_scores_and_deep_probing_agree_with_narrow_ones() {
+        let dim = 4;
+        let nq = 3;
+        let k = 300;
+        let q: Vec<f32> = (0..nq * dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let c: Vec<f32> = (0..k * dim).map(|i| (i as f32 * 0.11).cos()).collect();
+        let narrow = centroid_scores(&q, &c, dim, nq);
+        let wide = centroid_scores(&q, &c, dim, 16);
+        for ci in 0..k {
+            assert_eq!(
+                &wide[ci * 16..ci * 16 + nq],
+                &narrow[ci * nq..(ci + 1) * nq]
+            );
+            assert!(wide[ci * 16 + nq..(ci + 1) * 16].iter().all(|v| *v == 0.0));
+        }
+        // The insertion path (depth ≤ 256) and the selection path (deeper)
+        // rank alike.
+        for depth in [1, 8, 200, 257, 300] {
+            let a = ranked_all(&narrow, nq, nq, depth);
+            let b = ranked_all(&wide, nq, 16, depth);
+            assert_eq!(a, b);
+            for (qi, list) in a.iter().enumerate() {
+                let mut all: Vec<(f32, u32)> =
+                    (0..k).map(|ci| (narrow[ci * nq + qi], ci as u32)).collect();
+                all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+                let want: Vec<u32> = all.iter().take(depth).map(|x| x.1).collect();
+                assert_eq!(list, &want, "depth {depth} token {qi}");
+            }
+        }
+        assert_eq!(
+            probe(&narrow, nq, nq, 5, None),
+            probe(&wide, nq, 16, 5, None)
+        );
     }
 
     #[test]
@@ -160,7 +246,7 @@ mod tests {
         let dim = 5;
         let q: Vec<f32> = (0..3 * dim).map(|i| (i as f32 * 0.37).sin()).collect();
         let c: Vec<f32> = (0..7 * dim).map(|i| (i as f32 * 0.11).cos()).collect();
-        let st = centroid_scores(&q, &c, dim);
+        let st = centroid_scores(&q, &c, dim, 3);
         for ci in 0..7 {
             for qi in 0..3 {
                 let want = crate::reference::dot(&q[qi * dim..][..dim], &c[ci * dim..][..dim]);

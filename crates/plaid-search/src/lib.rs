@@ -22,7 +22,7 @@
 //! # Example
 //! ```
 //! use plaid_codec::{Codebook, Nbits, QuantizerKind, types::EmbeddingsView};
-//! use plaid_search::{CodesView, SearchParams, Searcher, SegmentParts, SegmentView};
+//! use plaid_search::{CodesView, IvfView, SearchParams, Searcher, SegmentParts, SegmentView};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dim = 8;
@@ -44,7 +44,7 @@
 //!         codes: CodesView::U16(&codes),
 //!         residuals: &compressed.residuals,
 //!         ivf_offsets: &ivf_offsets,
-//!         ivf: &ivf,
+//!         ivf: IvfView::U32(&ivf),
 //!         live: None,
 //!     },
 //!     codebook.num_centroids(),
@@ -74,5 +74,5 @@ mod view;
 pub use error::Error;
 pub use kernels::Kernel;
 pub use params::SearchParams;
-pub use searcher::{FilterPlan, Hits, Searcher};
-pub use view::{CodesView, SegmentParts, SegmentView};
+pub use searcher::{FilterPlan, Hits, Searcher, StageProfile};
+pub use view::{CodesView, IvfView, SegmentParts, SegmentView};

@@ -6,10 +6,11 @@ use crate::reference::rank_order;
 use crate::view::SegmentView;
 use crate::{Error, SearchParams};
 use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{Accum, MatRef, Par};
 use plaid_codec::Codebook;
 use plaid_codec::types::{DocId, EmbeddingsView};
 use rayon::prelude::*;
+use std::time::Instant;
 
 /// The top documents of one query, best first.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,9 +53,78 @@ const EXACT_GROUP_TOKENS: usize = 1024;
 
 /// Reused buffers of the exact stage.
 struct ExactScratch {
-    x: Vec<f32>,
-    scores: Vec<f32>,
+    /// Decoded residuals of the group's tokens, `tokens × dim`.
+    r: Vec<f32>,
+    /// Residual · query scores, `tokens × stride`.
+    g: Vec<f32>,
+    /// Reciprocal norm of each decompressed token.
+    inv: Vec<f32>,
+    /// Centroid code of each token.
+    codes: Vec<u32>,
     acc: Vec<f32>,
+}
+
+/// Per-query state shared by the stages: the query and its centroid scores.
+struct QueryScores<'q> {
+    /// Query tokens, `nq × dim`.
+    q: &'q [f32],
+    nq: usize,
+    /// Row width of `st`: `nq` rounded up to whole vectors.
+    stride: usize,
+    /// Centroid-major scores `st[c * stride + j] = centroid_c · query_j`
+    /// (padding columns 0).
+    st: Vec<f32>,
+}
+
+/// Time spent in each stage of one or more searches, and the work done.
+///
+/// Returned by [`Searcher::search_profiled`]; add profiles with `+=` to
+/// summarise many queries.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageProfile {
+    /// Searches summed.
+    pub queries: usize,
+    /// Query × centroid scores (one GEMM), seconds.
+    pub centroid_scores_s: f64,
+    /// Choosing the centroids to probe, seconds.
+    pub probe_s: f64,
+    /// Collecting candidate documents from the inverted lists, seconds.
+    pub candidates_s: f64,
+    /// Approximate (centroid-only) scores and the cut to the exact set, seconds.
+    pub approximate_s: f64,
+    /// Exact MaxSim over decompressed tokens, seconds.
+    pub exact_s: f64,
+    /// Final top-k selection and sort, seconds.
+    pub topk_s: f64,
+    /// Candidate documents found by probing.
+    pub candidates: usize,
+    /// Documents scored exactly.
+    pub exact_docs: usize,
+    /// Tokens decompressed for exact scoring.
+    pub exact_tokens: usize,
+}
+
+impl std::ops::AddAssign for StageProfile {
+    fn add_assign(&mut self, o: Self) {
+        self.queries += o.queries;
+        self.centroid_scores_s += o.centroid_scores_s;
+        self.probe_s += o.probe_s;
+        self.candidates_s += o.candidates_s;
+        self.approximate_s += o.approximate_s;
+        self.exact_s += o.exact_s;
+        self.topk_s += o.topk_s;
+        self.candidates += o.candidates;
+        self.exact_docs += o.exact_docs;
+        self.exact_tokens += o.exact_tokens;
+    }
+}
+
+/// Seconds since `t`, restarting `t`.
+fn lap(t: &mut Instant) -> f64 {
+    let now = Instant::now();
+    let d = now.duration_since(*t).as_secs_f64();
+    *t = now;
+    d
 }
 
 impl Cand {
@@ -142,6 +212,18 @@ impl<'a> Searcher<'a> {
     /// [`Error::NonFiniteQuery`], [`Error::ZeroK`], [`Error::BadParam`]) and
     /// damaged segments ([`Error::CodeOutOfRange`], [`Error::IvfOutOfRange`]).
     pub fn search(&self, query: EmbeddingsView<'_>, params: &SearchParams) -> Result<Hits, Error> {
+        self.run(query, params, None).map(|(h, _)| h)
+    }
+
+    /// [`Searcher::search`], also returning the time spent in each stage.
+    ///
+    /// # Errors
+    /// As [`Searcher::search`].
+    pub fn search_profiled(
+        &self,
+        query: EmbeddingsView<'_>,
+        params: &SearchParams,
+    ) -> Result<(Hits, StageProfile), Error> {
         self.run(query, params, None)
     }
 
@@ -157,7 +239,7 @@ impl<'a> Searcher<'a> {
         params: &SearchParams,
         allowed: &[DocId],
     ) -> Result<Hits, Error> {
-        self.run(query, params, Some(allowed))
+        self.run(query, params, Some(allowed)).map(|(h, _)| h)
     }
 
     /// [`Searcher::search`] restricted to the documents in `allowed` (unknown
@@ -184,12 +266,11 @@ impl<'a> Searcher<'a> {
     ) -> Result<(Hits, FilterPlan), Error> {
         self.check_query(&query)?;
         params.validate()?;
-        let dim = self.codebook.dim();
-        let nq = query.num_rows();
-        let st = centroid_scores(query.as_slice(), self.codebook.centroids(), dim);
+        let qs = self.query_scores(query);
         let probed = probe(
-            &st,
-            nq,
+            &qs.st,
+            qs.nq,
+            qs.stride,
             params.effective_n_probe(),
             params.centroid_score_threshold,
         );
@@ -213,12 +294,14 @@ impl<'a> Searcher<'a> {
         };
         let n_exact = params.n_exact();
         if cands.len() > n_exact {
-            self.approximate(&st, nq, &mut cands)?;
+            self.approximate(&qs, &mut cands)?;
             let cmp = |a: &Cand, b: &Cand| rank_order((a.score, a.id), (b.score, b.id));
             cands.select_nth_unstable_by(n_exact - 1, cmp);
             cands.truncate(n_exact);
         }
-        Ok((self.exact_and_rank(query, cands, params.k)?, plan))
+        let mut profile = StageProfile::default();
+        let hits = self.exact_and_rank(&qs, cands, params.k, &mut profile)?;
+        Ok((hits, plan))
     }
 
     /// [`Searcher::search`] for many queries, in parallel on the current rayon pool.
@@ -254,7 +337,23 @@ impl<'a> Searcher<'a> {
                 }
             }
         }
-        self.exact_and_rank(query, all, k)
+        let qs = self.query_scores(query);
+        let mut profile = StageProfile::default();
+        self.exact_and_rank(&qs, all, k, &mut profile)
+    }
+
+    /// The query with its centroid scores.
+    fn query_scores<'q>(&self, query: EmbeddingsView<'q>) -> QueryScores<'q> {
+        let dim = self.codebook.dim();
+        let nq = query.num_rows();
+        let stride = nq.div_ceil(Kernel::LANES).max(1) * Kernel::LANES;
+        let st = centroid_scores(query.as_slice(), self.codebook.centroids(), dim, stride);
+        QueryScores {
+            q: query.as_slice(),
+            nq,
+            stride,
+            st,
+        }
     }
 
     fn run(
@@ -262,32 +361,47 @@ impl<'a> Searcher<'a> {
         query: EmbeddingsView<'_>,
         params: &SearchParams,
         allowed: Option<&[DocId]>,
-    ) -> Result<Hits, Error> {
+    ) -> Result<(Hits, StageProfile), Error> {
         self.check_query(&query)?;
         params.validate()?;
-        let dim = self.codebook.dim();
-        let nq = query.num_rows();
-        let st = centroid_scores(query.as_slice(), self.codebook.centroids(), dim);
+        let mut profile = StageProfile {
+            queries: 1,
+            ..StageProfile::default()
+        };
+        let mut t = Instant::now();
+        let qs = self.query_scores(query);
+        profile.centroid_scores_s = lap(&mut t);
         let mut cands = match allowed {
             None => {
                 let probed = probe(
-                    &st,
-                    nq,
+                    &qs.st,
+                    qs.nq,
+                    qs.stride,
                     params.effective_n_probe(),
                     params.centroid_score_threshold,
                 );
-                self.candidates(&probed)?
+                profile.probe_s = lap(&mut t);
+                let c = self.candidates(&probed)?;
+                profile.candidates_s = lap(&mut t);
+                c
             }
-            Some(ids) => self.allowed_candidates(ids),
+            Some(ids) => {
+                let c = self.allowed_candidates(ids);
+                profile.candidates_s = lap(&mut t);
+                c
+            }
         };
+        profile.candidates = cands.len();
         let n_exact = params.n_exact();
         if cands.len() > n_exact {
-            self.approximate(&st, nq, &mut cands)?;
+            self.approximate(&qs, &mut cands)?;
             let cmp = |a: &Cand, b: &Cand| rank_order((a.score, a.id), (b.score, b.id));
             cands.select_nth_unstable_by(n_exact - 1, cmp);
             cands.truncate(n_exact);
         }
-        self.exact_and_rank(query, cands, params.k)
+        profile.approximate_s = lap(&mut t);
+        let hits = self.exact_and_rank(&qs, cands, params.k, &mut profile)?;
+        Ok((hits, profile))
     }
 
     /// Live documents with a token in a probed centroid, per segment in
@@ -298,19 +412,20 @@ impl<'a> Searcher<'a> {
             let n = seg.num_docs();
             let mut seen = vec![0u64; n.div_ceil(64)];
             for (c, _) in probed.iter().enumerate().filter(|(_, p)| **p) {
-                for &d in seg.ivf_list(c) {
-                    let word = seen.get_mut(d as usize / 64).filter(|_| (d as usize) < n);
-                    match word {
+                let mut bad = None;
+                seg.ivf_list(c).for_each(|d| {
+                    match seen.get_mut(d as usize / 64).filter(|_| (d as usize) < n) {
                         Some(w) => *w |= 1 << (d % 64),
-                        None => {
-                            return Err(Error::IvfOutOfRange {
-                                segment: si,
-                                centroid: c,
-                                doc: d,
-                                num_docs: n,
-                            });
-                        }
+                        None => bad = bad.or(Some(d)),
                     }
+                });
+                if let Some(d) = bad {
+                    return Err(Error::IvfOutOfRange {
+                        segment: si,
+                        centroid: c,
+                        doc: d,
+                        num_docs: n,
+                    });
                 }
             }
             for (wi, &w) in seen.iter().enumerate() {
@@ -346,91 +461,120 @@ impl<'a> Searcher<'a> {
         out
     }
 
-    /// Approximate score of each candidate: `Σ_q max_t st[code(t), q]`.
-    fn approximate(&self, st: &[f32], nq: usize, cands: &mut [Cand]) -> Result<(), Error> {
+    /// Copies the codes of candidate `cand`'s tokens into `out`, checking
+    /// each against the number of centroids.
+    fn doc_codes(&self, cand: &Cand, out: &mut Vec<u32>) -> Result<(), Error> {
         let k = self.codebook.num_centroids();
+        let seg = &self.segments[cand.segment as usize];
+        for t in seg.token_range(cand.local as usize) {
+            let code = seg.codes.get(t).unwrap_or(u32::MAX);
+            if code as usize >= k {
+                return Err(Error::CodeOutOfRange {
+                    segment: cand.segment as usize,
+                    token: t,
+                    code,
+                    num_centroids: k,
+                });
+            }
+            out.push(code);
+        }
+        Ok(())
+    }
+
+    /// Approximate score of each candidate: `Σ_q max_t st[code(t), q]`.
+    fn approximate(&self, qs: &QueryScores<'_>, cands: &mut [Cand]) -> Result<(), Error> {
         let kernel = self.kernel;
         cands
             .par_iter_mut()
             .with_min_len(PAR_MIN_DOCS * 4)
             .try_for_each_init(
-                || vec![f32::NEG_INFINITY; nq],
-                |acc, cand| {
-                    let seg = &self.segments[cand.segment as usize];
+                || (vec![f32::NEG_INFINITY; qs.stride], Vec::new()),
+                |(acc, codes), cand| {
+                    codes.clear();
+                    self.doc_codes(cand, codes)?;
                     acc.fill(f32::NEG_INFINITY);
-                    for t in seg.token_range(cand.local as usize) {
-                        let code = seg.codes.get(t).unwrap_or(u32::MAX) as usize;
-                        if code >= k {
-                            return Err(Error::CodeOutOfRange {
-                                segment: cand.segment as usize,
-                                token: t,
-                                code: code as u32,
-                                num_centroids: k,
-                            });
-                        }
-                        kernel.max_into(acc, &st[code * nq..(code + 1) * nq]);
-                    }
-                    cand.score = acc.iter().sum();
+                    kernel.gather_max(&qs.st, codes, acc);
+                    // Padding columns of `st` are 0, so they add nothing once
+                    // the document has a token; an empty document scores 0.
+                    cand.score = if codes.is_empty() {
+                        0.0
+                    } else {
+                        acc.iter().sum()
+                    };
                     Ok(())
                 },
             )
     }
 
     /// Exact MaxSim of one group of candidates (see [`Self::exact_and_rank`]).
+    ///
+    /// A decompressed token is `y = (c + r) / ‖c + r‖` for centroid `c` and
+    /// decoded residual `r`, so `q·y = (q·c + q·r) / ‖c + r‖`: `q·c` is
+    /// already in the centroid scores, and only the residuals are decoded
+    /// and multiplied (one GEMM), never the centroids.
     fn exact_group(
         &self,
-        q: &[f32],
-        nq: usize,
-        dim: usize,
+        qs: &QueryScores<'_>,
         kernel: Kernel,
         scratch: &mut ExactScratch,
         group: &mut [Cand],
     ) -> Result<(), Error> {
-        let total: usize = group
-            .iter()
-            .map(|c| {
-                self.segments[c.segment as usize]
-                    .token_range(c.local as usize)
-                    .len()
-            })
-            .sum();
-        scratch.x.resize(total * dim, 0.0);
-        let mut rows = scratch.x.chunks_exact_mut(dim);
+        let dim = self.codebook.dim();
+        let w = qs.stride;
+        scratch.codes.clear();
+        for cand in group.iter() {
+            self.doc_codes(cand, &mut scratch.codes)?;
+        }
+        let total = scratch.codes.len();
+        scratch.r.resize(total * dim, 0.0);
+        scratch.inv.resize(total, 0.0);
+        let table = self.codebook.quantizer().decode_table();
+        let centroids = self.codebook.centroids();
+        let int8 = self.codebook.int8_centroids();
+        let mut t_all = 0usize;
         for cand in group.iter() {
             let seg = &self.segments[cand.segment as usize];
             for t in seg.token_range(cand.local as usize) {
-                let code = seg.codes.get(t).unwrap_or(u32::MAX);
-                let Some(row) = rows.next() else {
-                    unreachable!("rows were sized to the group's token count");
+                let row = &mut scratch.r[t_all * dim..(t_all + 1) * dim];
+                table.try_decode_row(seg.residual(t), row)?;
+                let code = scratch.codes[t_all] as usize;
+                // The int8 table is 4× smaller than the f32 one, so the
+                // random row fetches mostly hit cache.
+                let sq = match int8 {
+                    Some(q) => kernel.sq_norm_sum_i8(
+                        &q.values()[code * dim..(code + 1) * dim],
+                        q.scales()[code],
+                        row,
+                    ),
+                    None => kernel.sq_norm_sum(&centroids[code * dim..(code + 1) * dim], row),
                 };
-                self.codebook
-                    .decompress_into(code, seg.residual(t), row)
-                    .map_err(|e| match e {
-                        plaid_codec::Error::CodeOutOfRange { .. } => Error::CodeOutOfRange {
-                            segment: cand.segment as usize,
-                            token: t,
-                            code,
-                            num_centroids: self.codebook.num_centroids(),
-                        },
-                        other => Error::Codec(other),
-                    })?;
+                scratch.inv[t_all] = 1.0 / sq.sqrt().max(1e-12);
+                t_all += 1;
             }
         }
-        // scores[t * nq + j] = x_t · q_j
-        scratch.scores.resize(total * nq, 0.0);
+        // g[t * w + j] = r_t · q_j; the padding columns stay 0.
+        scratch.g.clear();
+        scratch.g.resize(total * w, 0.0);
         if total > 0 {
-            let xm = MatRef::from_row_major_slice(&scratch.x, total, dim);
-            let qm = MatRef::from_row_major_slice(q, nq, dim);
-            let dst = MatMut::from_row_major_slice_mut(&mut scratch.scores, total, nq);
-            matmul(dst, Accum::Replace, xm, qm.transpose(), 1.0f32, Par::Seq);
+            let rm = MatRef::from_row_major_slice(&scratch.r, total, dim);
+            let qm = MatRef::from_row_major_slice(qs.q, qs.nq, dim);
+            let dst = crate::centroids::row_major_strided_mut(&mut scratch.g, total, qs.nq, w);
+            matmul(dst, Accum::Replace, rm, qm.transpose(), 1.0f32, Par::Seq);
         }
         let mut row = 0usize;
         for cand in group.iter_mut() {
             let n = self.segments[cand.segment as usize]
                 .token_range(cand.local as usize)
                 .len();
-            scratch.acc.fill(f32::NEG_INFINITY);
-            kernel.max_rows_into(&mut scratch.acc, &scratch.scores[row * nq..(row + n) * nq]);
+            scratch.acc.clear();
+            scratch.acc.resize(w, f32::NEG_INFINITY);
+            kernel.combine_max(
+                &qs.st,
+                &scratch.codes[row..row + n],
+                &scratch.g[row * w..(row + n) * w],
+                &scratch.inv[row..row + n],
+                &mut scratch.acc,
+            );
             row += n;
             cand.score = if n == 0 {
                 0.0
@@ -445,27 +589,29 @@ impl<'a> Searcher<'a> {
     /// top `k` by [`rank_order`].
     ///
     /// Candidates are scored in groups of about [`EXACT_GROUP_TOKENS`]
-    /// tokens: the group's tokens are decompressed into one matrix `X` and
-    /// `X·Qᵀ` is one GEMM, so the multiply runs at GEMM speed instead of one
+    /// tokens: the group's residuals are decoded into one matrix `R` and
+    /// `R·Qᵀ` is one GEMM, so the multiply runs at GEMM speed instead of one
     /// dot product per (query token, document token) pair. Each document's
     /// score depends only on its own rows, whatever group it lands in.
     fn exact_and_rank(
         &self,
-        query: EmbeddingsView<'_>,
+        qs: &QueryScores<'_>,
         mut cands: Vec<Cand>,
         k: usize,
+        profile: &mut StageProfile,
     ) -> Result<Hits, Error> {
-        let dim = self.codebook.dim();
-        let nq = query.num_rows();
+        let mut t = Instant::now();
         let kernel = self.kernel;
-        let q = query.as_slice();
         // Split the candidates into groups of roughly equal token counts.
         let mut bounds = vec![0usize];
         let mut tokens = 0usize;
+        let mut all_tokens = 0usize;
         for (i, c) in cands.iter().enumerate() {
-            tokens += self.segments[c.segment as usize]
+            let n = self.segments[c.segment as usize]
                 .token_range(c.local as usize)
                 .len();
+            tokens += n;
+            all_tokens += n;
             if tokens >= EXACT_GROUP_TOKENS {
                 bounds.push(i + 1);
                 tokens = 0;
@@ -483,18 +629,24 @@ impl<'a> Searcher<'a> {
         }
         groups.into_par_iter().try_for_each_init(
             || ExactScratch {
-                x: Vec::new(),
-                scores: Vec::new(),
-                acc: vec![0.0f32; nq],
+                r: Vec::new(),
+                g: Vec::new(),
+                inv: Vec::new(),
+                codes: Vec::new(),
+                acc: Vec::new(),
             },
-            |scratch, group| self.exact_group(q, nq, dim, kernel, scratch, group),
+            |scratch, group| self.exact_group(qs, kernel, scratch, group),
         )?;
+        profile.exact_docs = cands.len();
+        profile.exact_tokens = all_tokens;
+        profile.exact_s = lap(&mut t);
         let cmp = |a: &Cand, b: &Cand| rank_order((a.score, a.id), (b.score, b.id));
         if cands.len() > k {
             cands.select_nth_unstable_by(k - 1, cmp);
             cands.truncate(k);
         }
         cands.sort_unstable_by(cmp);
+        profile.topk_s = lap(&mut t);
         Ok(Hits {
             ids: cands.iter().map(|c| DocId::new(c.id)).collect(),
             scores: cands.iter().map(|c| c.score).collect(),

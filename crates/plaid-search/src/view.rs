@@ -44,6 +44,51 @@ impl CodesView<'_> {
     }
 }
 
+/// Inverted-list entries (segment-local document indices), stored in 2 bytes
+/// when the segment has at most 65,536 documents and in 4 bytes otherwise.
+#[derive(Clone, Copy, Debug)]
+pub enum IvfView<'a> {
+    /// Entries of a segment with at most 65,536 documents.
+    U16(&'a [u16]),
+    /// Entries of a larger segment.
+    U32(&'a [u32]),
+}
+
+impl<'a> IvfView<'a> {
+    /// Number of entries.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self {
+            IvfView::U16(v) => v.len(),
+            IvfView::U32(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no entries.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries `range`, or an empty view when out of range.
+    #[inline]
+    fn slice(&self, range: std::ops::Range<usize>) -> IvfView<'a> {
+        match self {
+            IvfView::U16(v) => IvfView::U16(v.get(range).unwrap_or(&[])),
+            IvfView::U32(v) => IvfView::U32(v.get(range).unwrap_or(&[])),
+        }
+    }
+
+    /// Calls `f` with every entry, widened.
+    #[inline]
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u32)) {
+        match self {
+            IvfView::U16(v) => v.iter().for_each(|&d| f(u32::from(d))),
+            IvfView::U32(v) => v.iter().for_each(|&d| f(d)),
+        }
+    }
+}
+
 /// Everything the searcher needs from one segment, borrowed.
 ///
 /// Build it with [`SegmentView::try_new`], which checks every length and
@@ -58,7 +103,7 @@ pub struct SegmentView<'a> {
     pub(crate) codes: CodesView<'a>,
     pub(crate) residuals: &'a [u8],
     pub(crate) ivf_offsets: &'a [u64],
-    pub(crate) ivf: &'a [u32],
+    pub(crate) ivf: IvfView<'a>,
     pub(crate) live: Option<&'a [u64]>,
     pub(crate) packed_len: usize,
 }
@@ -78,7 +123,7 @@ pub struct SegmentParts<'a> {
     /// Inverted-list offsets, length `num_centroids + 1`.
     pub ivf_offsets: &'a [u64],
     /// Concatenated inverted lists of segment-local document indices, each list ascending.
-    pub ivf: &'a [u32],
+    pub ivf: IvfView<'a>,
     /// Optional bitmap of live documents (bit `i` of word `i / 64` set = live).
     /// `None` means every document is live.
     pub live: Option<&'a [u64]>,
@@ -203,13 +248,13 @@ impl<'a> SegmentView<'a> {
 
     /// The inverted list of `centroid`.
     #[inline]
-    pub(crate) fn ivf_list(&self, centroid: usize) -> &'a [u32] {
+    pub(crate) fn ivf_list(&self, centroid: usize) -> IvfView<'a> {
         match (
             self.ivf_offsets.get(centroid),
             self.ivf_offsets.get(centroid + 1),
         ) {
-            (Some(&s), Some(&e)) => &self.ivf[s as usize..e as usize],
-            _ => &[],
+            (Some(&s), Some(&e)) => self.ivf.slice(s as usize..e as usize),
+            _ => self.ivf.slice(0..0),
         }
     }
 

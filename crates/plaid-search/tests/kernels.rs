@@ -98,3 +98,96 @@ proptest! {
         }
     }
 }
+
+/// Plain loops: the oracle of the per-document score kernels.
+fn naive_gather_max(table: &[f32], codes: &[u32], w: usize) -> Vec<f32> {
+    let mut acc = vec![f32::NEG_INFINITY; w];
+    for &c in codes {
+        for j in 0..w {
+            acc[j] = acc[j].max(table[c as usize * w + j]);
+        }
+    }
+    acc
+}
+
+#[test]
+fn gather_and_combine_match_plain_loops() {
+    let k = 9usize;
+    for kernel in Kernel::available() {
+        for w in [16usize, 32, 48] {
+            let table: Vec<f32> = (0..k * w)
+                .map(|i| ((i * 31 % 17) as f32 * 0.37).sin())
+                .collect();
+            for n in [0usize, 1, 5, 40] {
+                let codes: Vec<u32> = (0..n).map(|t| ((t * 7 + 3) % k) as u32).collect();
+                let mut acc = vec![f32::NEG_INFINITY; w];
+                kernel.gather_max(&table, &codes, &mut acc);
+                // Max is exact: no rounding, so equality.
+                assert_eq!(
+                    acc,
+                    naive_gather_max(&table, &codes, w),
+                    "{kernel:?} w {w} n {n}"
+                );
+
+                let g: Vec<f32> = (0..n * w)
+                    .map(|i| ((i * 11 % 13) as f32 * 0.21).cos())
+                    .collect();
+                let inv: Vec<f32> = (0..n).map(|t| 0.9 + t as f32 * 0.01).collect();
+                let mut acc = vec![f32::NEG_INFINITY; w];
+                kernel.combine_max(&table, &codes, &g, &inv, &mut acc);
+                let mut want = vec![f32::NEG_INFINITY; w];
+                for t in 0..n {
+                    for j in 0..w {
+                        let v = (table[codes[t] as usize * w + j] + g[t * w + j]) * inv[t];
+                        want[j] = want[j].max(v);
+                    }
+                }
+                // One add and one multiply, each rounded the same way.
+                assert_eq!(acc, want, "{kernel:?} combine w {w} n {n}");
+            }
+            // A width that is not whole vectors is refused (left untouched).
+            let mut acc = vec![f32::NEG_INFINITY; 5];
+            kernel.gather_max(&table, &[0], &mut acc);
+            assert!(acc.iter().all(|v| *v == f32::NEG_INFINITY));
+        }
+    }
+}
+
+#[test]
+fn decompressed_norms_match_f64() {
+    for kernel in Kernel::available() {
+        for dim in [1usize, 16, 17, 128] {
+            let c: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.13).sin() * 0.3).collect();
+            let r: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.71).cos() * 0.05).collect();
+            let want: f64 = c
+                .iter()
+                .zip(&r)
+                .map(|(&a, &b)| (f64::from(a) + f64::from(b)).powi(2))
+                .sum();
+            // Each term is within 3u of exact, the sum adds γ_dim.
+            let u = f64::from(f32::EPSILON) / 2.0;
+            let bound = want * (3.0 * u + dim as f64 * u / (1.0 - dim as f64 * u)) + 1e-30;
+            let got = f64::from(kernel.sq_norm_sum(&c, &r));
+            assert!(
+                (got - want).abs() <= bound,
+                "{kernel:?} dim {dim}: {got} vs {want}"
+            );
+
+            let q: Vec<i8> = (0..dim)
+                .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
+                .collect();
+            let scale = 0.003f32;
+            let want: f64 = q
+                .iter()
+                .zip(&r)
+                .map(|(&a, &b)| (f64::from(a) * f64::from(scale) + f64::from(b)).powi(2))
+                .sum();
+            let bound = want * (4.0 * u + dim as f64 * u / (1.0 - dim as f64 * u)) + 1e-30;
+            let got = f64::from(kernel.sq_norm_sum_i8(&q, scale, &r));
+            assert!(
+                (got - want).abs() <= bound,
+                "{kernel:?} i8 dim {dim}: {got} vs {want}"
+            );
+        }
+    }
+}

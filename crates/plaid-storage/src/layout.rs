@@ -8,12 +8,12 @@
 use crate::atomic::{fsync_dir, write_atomic};
 use crate::manifest::{
     CodebookFiles, FORMAT_NAME, FORMAT_VERSION, FileEntry, MANIFEST_FILE, MAX_MANIFEST_BYTES,
-    Manifest, QuantizerRepr, SegmentEntry, SegmentFiles,
+    MIN_FORMAT_VERSION, Manifest, QuantizerRepr, SegmentEntry, SegmentFiles,
 };
 use crate::mmap::NpyMap;
-use crate::npy::{self, Element, NpyArray};
+use crate::npy::{self, DType, Element, NpyArray};
 use crate::{Error, LayoutFault};
-use plaid_codec::{Codebook, Nbits, QuantizerKind, ResidualQuantizer};
+use plaid_codec::{Codebook, Int8Centroids, Nbits, QuantizerKind, ResidualQuantizer};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -148,13 +148,24 @@ fn write_segment(
         &[seg.ivf_lengths.len()],
         &seg.ivf_lengths,
     )?;
-    let ivf = put(
-        dir,
-        files,
-        format!("{p}.ivf.npy"),
-        &[seg.ivf.len()],
-        &seg.ivf,
-    )?;
+    // Entries are segment-local document indices, so 2 bytes suffice for a
+    // segment of at most 65,536 documents (format 2).
+    let ivf = if seg.doc_ids.len() <= usize::from(u16::MAX) + 1 {
+        let narrow: Vec<u16> = seg
+            .ivf
+            .iter()
+            .map(|&d| u16::try_from(d).unwrap_or(u16::MAX))
+            .collect();
+        put(dir, files, format!("{p}.ivf.npy"), &[narrow.len()], &narrow)?
+    } else {
+        put(
+            dir,
+            files,
+            format!("{p}.ivf.npy"),
+            &[seg.ivf.len()],
+            &seg.ivf,
+        )?
+    };
     Ok(SegmentEntry {
         id,
         num_docs: n as u64,
@@ -262,14 +273,37 @@ fn write_all(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<M
         QuantizerKind::Global => (vec![b - 1], vec![b]),
         QuantizerKind::PerDim => (vec![dim, b - 1], vec![dim, b]),
     };
+    let (centroids, centroid_scales) = match codebook.int8_centroids() {
+        Some(q) => (
+            put(
+                dir,
+                &mut files,
+                format!("centroids.{generation}.npy"),
+                &[k, dim],
+                q.values(),
+            )?,
+            Some(put(
+                dir,
+                &mut files,
+                format!("centroid_scales.{generation}.npy"),
+                &[k],
+                q.scales(),
+            )?),
+        ),
+        None => (
+            put(
+                dir,
+                &mut files,
+                format!("centroids.{generation}.npy"),
+                &[k, dim],
+                codebook.centroids(),
+            )?,
+            None,
+        ),
+    };
     let cb = CodebookFiles {
-        centroids: put(
-            dir,
-            &mut files,
-            format!("centroids.{generation}.npy"),
-            &[k, dim],
-            codebook.centroids(),
-        )?,
+        centroids,
+        centroid_scales,
         bucket_cutoffs: put(
             dir,
             &mut files,
@@ -378,7 +412,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
     if head.format != FORMAT_NAME {
         return Err(layout(LayoutFault::NotAnIndex));
     }
-    if head.format_version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&head.format_version) {
         return Err(layout(LayoutFault::VersionMismatch {
             expected: FORMAT_VERSION,
             found: head.format_version,
@@ -403,12 +437,13 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
             code_bytes: m.code_bytes,
         }));
     }
-    let mut names: Vec<&String> = vec![
+    let mut names: Vec<&String> = m.codebook.centroid_scales.iter().collect();
+    names.extend([
         &m.codebook.centroids,
         &m.codebook.bucket_cutoffs,
         &m.codebook.bucket_weights,
         &m.codebook.avg_residual,
-    ];
+    ]);
     for s in &m.segments {
         let f = &s.files;
         names.extend([
@@ -470,6 +505,39 @@ pub enum StoredCodes<'a> {
     U32(&'a [u32]),
 }
 
+/// A segment's inverted-list entries as stored: 2 bytes per entry for
+/// segments of at most 65,536 documents (format 2), else 4.
+#[derive(Clone, Copy, Debug)]
+pub enum StoredIvf<'a> {
+    /// 2-byte entries.
+    U16(&'a [u16]),
+    /// 4-byte entries.
+    U32(&'a [u32]),
+}
+
+impl StoredIvf<'_> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::U16(v) => v.len(),
+            Self::U32(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `i`, widened.
+    pub fn get(&self, i: usize) -> Option<u32> {
+        match self {
+            Self::U16(v) => v.get(i).map(|&d| u32::from(d)),
+            Self::U32(v) => v.get(i).copied(),
+        }
+    }
+}
+
 /// One opened segment: small arrays in memory, large ones behind [`Backing`].
 #[derive(Debug)]
 pub struct OpenedSegment {
@@ -520,8 +588,11 @@ impl OpenedSegment {
     ///
     /// # Errors
     /// Never for a segment that opened.
-    pub fn ivf(&self) -> Result<&[u32], Error> {
-        self.ivf.as_slice::<u32>()
+    pub fn ivf(&self) -> Result<StoredIvf<'_>, Error> {
+        match self.ivf.as_slice::<u16>() {
+            Ok(c) => Ok(StoredIvf::U16(c)),
+            Err(_) => Ok(StoredIvf::U32(self.ivf.as_slice::<u32>()?)),
+        }
     }
 }
 
@@ -617,10 +688,55 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
             centroids.shape().first().copied().unwrap_or(0),
         ));
     }
-    let centroids = centroids.to_f32_vec().map_err(|kind| Error::Npy {
-        path: dir.join(&cb.centroids),
-        kind,
-    })?;
+    let int8 = match (centroids.dtype(), &cb.centroid_scales) {
+        (DType::I8, Some(scales_name)) => {
+            let values = centroids
+                .as_slice::<i8>()
+                .map_err(|kind| Error::Npy {
+                    path: dir.join(&cb.centroids),
+                    kind,
+                })?
+                .to_vec();
+            let scales = small(scales_name)?;
+            if scales.shape() != [k] {
+                return Err(shape_err(
+                    scales_name,
+                    "centroid scales",
+                    k,
+                    scales.shape().first().copied().unwrap_or(0),
+                ));
+            }
+            let scales = scales
+                .as_slice::<f32>()
+                .map_err(|kind| Error::Npy {
+                    path: dir.join(scales_name),
+                    kind,
+                })?
+                .to_vec();
+            Some(
+                Int8Centroids::from_parts(values, scales, dim).map_err(|source| Error::Codec {
+                    path: dir.join(scales_name),
+                    source,
+                })?,
+            )
+        }
+        (DType::I8, None) => {
+            return Err(Error::Layout {
+                path: dir.join(MANIFEST_FILE),
+                fault: LayoutFault::UnlistedFile {
+                    name: "centroid_scales".to_string(),
+                },
+            });
+        }
+        _ => None,
+    };
+    let centroids = match &int8 {
+        Some(_) => Vec::new(),
+        None => centroids.to_f32_vec().map_err(|kind| Error::Npy {
+            path: dir.join(&cb.centroids),
+            kind,
+        })?,
+    };
     let to_f32 = |name: &str| -> Result<Vec<f32>, Error> {
         small(name)?.to_f32_vec().map_err(|kind| Error::Npy {
             path: dir.join(name),
@@ -640,13 +756,16 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
     };
     let quantizer = ResidualQuantizer::from_parts(kind, nbits, dim, cutoffs, weights)
         .map_err(|e| codec_err(&cb.bucket_weights, e))?;
-    let codebook = Codebook::new(
-        centroids,
-        dim,
-        quantizer,
-        manifest.outlier_radius,
-        avg_residual,
-    )
+    let codebook = match int8 {
+        Some(q) => Codebook::from_int8(q, dim, quantizer, manifest.outlier_radius, avg_residual),
+        None => Codebook::new(
+            centroids,
+            dim,
+            quantizer,
+            manifest.outlier_radius,
+            avg_residual,
+        ),
+    }
     .map_err(|e| codec_err(&cb.centroids, e))?;
     let packed_len = nbits.packed_len(dim);
     let mut segments = Vec::with_capacity(manifest.segments.len());
@@ -730,16 +849,17 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
             other => other,
         })?;
         let ivf = large(&dir.join(&f.ivf))?;
-        let ivf_len = ivf
-            .as_slice::<u32>()
-            .map(|s| s.len())
-            .map_err(|e| match e {
-                Error::Npy { kind, .. } => Error::Npy {
-                    path: dir.join(&f.ivf),
-                    kind,
-                },
-                other => other,
-            })?;
+        let ivf_len = match ivf.as_slice::<u16>() {
+            Ok(v) => Ok(v.len()),
+            Err(_) => ivf.as_slice::<u32>().map(|s| s.len()),
+        }
+        .map_err(|e| match e {
+            Error::Npy { kind, .. } => Error::Npy {
+                path: dir.join(&f.ivf),
+                kind,
+            },
+            other => other,
+        })?;
         if ivf_len as u64 != acc {
             return Err(shape_err(
                 &f.ivf,

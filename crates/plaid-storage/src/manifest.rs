@@ -10,7 +10,12 @@ use std::collections::BTreeMap;
 
 /// Version of the index directory format this library reads and writes.
 /// Keep in sync with `docs/format.md` (a tidy test checks it).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this library reads. Version 1 differs only in
+/// always storing `f32` centroids and 4-byte inverted-list entries, both of
+/// which version 2 readers still accept.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 
 /// The value of the manifest's `format` field.
 pub const FORMAT_NAME: &str = "plaid-index";
@@ -34,8 +39,12 @@ pub enum QuantizerRepr {
 /// Files of the shared codebook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodebookFiles {
-    /// `f32 [K, dim]`, unit-norm centroids.
+    /// `f32 [K, dim]` centroids, or `i8 [K, dim]` with one scale per row in
+    /// `centroid_scales` (format 2).
     pub centroids: String,
+    /// `f32 [K]` row scales of int8 centroids; absent for `f32` centroids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centroid_scales: Option<String>,
     /// `f32 [B-1]` (global) or `[dim, B-1]` (per-dim) bucket cutoffs.
     pub bucket_cutoffs: String,
     /// `f32 [B]` (global) or `[dim, B]` (per-dim) bucket weights.

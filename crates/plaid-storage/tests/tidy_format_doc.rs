@@ -34,6 +34,7 @@ fn sample_manifest() -> Manifest {
         next_doc_id: 40,
         codebook: CodebookFiles {
             centroids: name("centroids.1.npy"),
+            centroid_scales: Some(name("centroid_scales.1.npy")),
             bucket_cutoffs: name("bucket_cutoffs.1.npy"),
             bucket_weights: name("bucket_weights.1.npy"),
             avg_residual: name("avg_residual.1.npy"),

@@ -123,7 +123,8 @@ pub(crate) fn build_segment(
         heldout.extend_from_slice(&doc[..need.min(doc.len())]);
     }
     let heldout_view = EmbeddingsView::try_new(&heldout, dim).map_err(|_| Error::NoDocuments)?;
-    let codebook = Codebook::train(centroids, dim, heldout_view, nbits, config.quantizer)?;
+    // Centroids are stored as int8 (4× smaller; residuals absorb the rounding).
+    let codebook = Codebook::train_int8(&centroids, dim, heldout_view, nbits, config.quantizer)?;
     drop(heldout);
     progress(Progress {
         stage: Stage::Codec,

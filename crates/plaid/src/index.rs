@@ -4,8 +4,10 @@ use crate::build::{Progress, Stage, build_segment};
 use crate::{Documents, Error, IndexConfig};
 use ndarray::{Array2, ArrayView2};
 use plaid_codec::types::{DocId, EmbeddingsView};
-use plaid_search::{CodesView, Hits, SearchParams, Searcher, SegmentParts, SegmentView};
-use plaid_storage::layout::{self, OpenedIndex, StoredCodes};
+use plaid_search::{
+    CodesView, Hits, IvfView, SearchParams, Searcher, SegmentParts, SegmentView, StageProfile,
+};
+use plaid_storage::layout::{self, OpenedIndex, StoredCodes, StoredIvf};
 use std::path::Path;
 
 /// An open plaid index.
@@ -144,7 +146,10 @@ impl Index {
                 codes,
                 residuals: s.residuals()?,
                 ivf_offsets: s.ivf_offsets(),
-                ivf: s.ivf()?,
+                ivf: match s.ivf()? {
+                    StoredIvf::U16(v) => IvfView::U16(v),
+                    StoredIvf::U32(v) => IvfView::U32(v),
+                },
                 live: None,
             };
             views.push(SegmentView::try_new(parts, k, packed_len, i)?);
@@ -173,6 +178,22 @@ impl Index {
         let (data, dim) = self.view(&query)?;
         let q = query_view(&data, dim)?;
         Ok(self.searcher()?.search(q, params)?)
+    }
+
+    /// [`Index::search`], also returning the time spent in each stage of the
+    /// pipeline (centroid scores, probing, candidates, approximate and exact
+    /// scoring, top-k).
+    ///
+    /// # Errors
+    /// As [`Index::search`].
+    pub fn search_profiled(
+        &self,
+        query: ArrayView2<'_, f32>,
+        params: &SearchParams,
+    ) -> Result<(Hits, StageProfile), Error> {
+        let (data, dim) = self.view(&query)?;
+        let q = query_view(&data, dim)?;
+        Ok(self.searcher()?.search_profiled(q, params)?)
     }
 
     /// [`Index::search`] restricted to the documents in `ids`.

@@ -47,7 +47,7 @@ pub use index::Index;
 pub use plaid_codec::types;
 pub use plaid_codec::{Nbits, QuantizerKind};
 pub use plaid_meta::{Filter, Value};
-pub use plaid_search::{FilterPlan, Hits, Kernel, SearchParams};
+pub use plaid_search::{FilterPlan, Hits, Kernel, SearchParams, StageProfile};
 pub use plaid_storage::import::{ImportReport, SkipReason, SkippedFile, SourceFormat};
 
 pub use plaid_codec as codec;

@@ -98,7 +98,16 @@ fn check(hits: &Hits, expected: &Expected, bound: f64, what: &str) {
 
 #[test]
 fn compat_v1_golden_index_opens_and_searches() {
-    let root = data_dir(1);
+    golden_index_opens_and_searches(1);
+}
+
+#[test]
+fn compat_v2_golden_index_opens_and_searches() {
+    golden_index_opens_and_searches(2);
+}
+
+fn golden_index_opens_and_searches(version: u32) {
+    let root = data_dir(version);
     let before = snapshot(&root);
 
     let expected: Vec<Expected> =

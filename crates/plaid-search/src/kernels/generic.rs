@@ -3,7 +3,7 @@
 //! compiled with. `FMA` selects fused multiply-add, which is only fast when
 //! the target has it; the scalar kernel uses separate multiply and add.
 
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, acc: f32) -> f32 {
@@ -70,4 +70,116 @@ pub(crate) fn max_rows_into(acc: &mut [f32], rows: &[f32]) {
     for row in rows.chunks_exact(w) {
         max_into(acc, row);
     }
+}
+
+/// For each code, `acc[j] = max(acc[j], table[code * acc.len() + j])`: the
+/// approximate-score kernel, one document at a time. `acc.len()` is a
+/// multiple of [`LANES`] (the caller pads), so every row is whole vectors.
+/// Codes whose row is out of range are skipped (the caller checked them).
+#[inline(always)]
+pub(crate) fn gather_max(table: &[f32], codes: &[u32], acc: &mut [f32]) {
+    let w = acc.len();
+    if w == 0 || w % LANES != 0 {
+        return;
+    }
+    for &code in codes {
+        let start = code as usize * w;
+        let Some(row) = table.get(start..start + w) else {
+            continue;
+        };
+        for (a, r) in acc.chunks_exact_mut(LANES).zip(row.chunks_exact(LANES)) {
+            for l in 0..LANES {
+                a[l] = if r[l] > a[l] { r[l] } else { a[l] };
+            }
+        }
+    }
+}
+
+/// Exact-stage combine for one document: for token `t` with centroid
+/// `codes[t]`, `acc[j] = max(acc[j], (st[codes[t] * w + j] + g[t * w + j]) * inv[t])`
+/// where `w = acc.len()`, a multiple of [`LANES`]. `st` holds centroid·query
+/// scores, `g` residual·query scores and `inv` the reciprocal norm of each
+/// decompressed token, so the value is the query's dot product with the
+/// normalised decompressed token.
+#[inline(always)]
+pub(crate) fn combine_max(st: &[f32], codes: &[u32], g: &[f32], inv: &[f32], acc: &mut [f32]) {
+    let w = acc.len();
+    if w == 0 || w % LANES != 0 {
+        return;
+    }
+    for ((&code, grow), &s) in codes.iter().zip(g.chunks_exact(w)).zip(inv) {
+        let start = code as usize * w;
+        let Some(row) = st.get(start..start + w) else {
+            continue;
+        };
+        let lanes = acc
+            .chunks_exact_mut(LANES)
+            .zip(row.chunks_exact(LANES))
+            .zip(grow.chunks_exact(LANES));
+        for ((a, r), gr) in lanes {
+            for l in 0..LANES {
+                let v = (r[l] + gr[l]) * s;
+                a[l] = if v > a[l] { v } else { a[l] };
+            }
+        }
+    }
+}
+
+/// `Σ_i (c_i + r_i)²` over the common length: the squared norm of a
+/// decompressed token before normalisation.
+#[inline(always)]
+pub(crate) fn sq_norm_sum<const FMA: bool>(c: &[f32], r: &[f32]) -> f32 {
+    let n = c.len().min(r.len());
+    let (c, r) = (&c[..n], &r[..n]);
+    let mut acc = [0.0f32; LANES];
+    let mut cc = c.chunks_exact(LANES);
+    let mut cr = r.chunks_exact(LANES);
+    for (x, y) in (&mut cc).zip(&mut cr) {
+        for l in 0..LANES {
+            let v = x[l] + y[l];
+            acc[l] = madd::<FMA>(v, v, acc[l]);
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in cc.remainder().iter().zip(cr.remainder()) {
+        let v = x + y;
+        tail = madd::<FMA>(v, v, tail);
+    }
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0] + tail
+}
+
+/// [`sq_norm_sum`] with an int8 centroid row: `c_i = scale · q_i`.
+#[inline(always)]
+pub(crate) fn sq_norm_sum_i8<const FMA: bool>(q: &[i8], scale: f32, r: &[f32]) -> f32 {
+    let n = q.len().min(r.len());
+    let (q, r) = (&q[..n], &r[..n]);
+    let mut acc = [0.0f32; LANES];
+    let mut cq = q.chunks_exact(LANES);
+    let mut cr = r.chunks_exact(LANES);
+    for (x, y) in (&mut cq).zip(&mut cr) {
+        for l in 0..LANES {
+            let v = madd::<FMA>(f32::from(x[l]), scale, y[l]);
+            acc[l] = madd::<FMA>(v, v, acc[l]);
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in cq.remainder().iter().zip(cr.remainder()) {
+        let v = madd::<FMA>(f32::from(*x), scale, *y);
+        tail = madd::<FMA>(v, v, tail);
+    }
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0] + tail
 }

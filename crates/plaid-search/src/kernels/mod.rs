@@ -27,6 +27,11 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// Width of the vector lanes the kernels are written for; score rows
+    /// given to [`Kernel::gather_max`] and [`Kernel::combine_max`] are padded
+    /// to a multiple of it.
+    pub const LANES: usize = generic::LANES;
+
     /// Every kernel, most preferred first.
     pub const ALL: [Kernel; 4] = [Kernel::Avx512, Kernel::Avx2, Kernel::Neon, Kernel::Scalar];
 
@@ -110,6 +115,52 @@ impl Kernel {
             Kernel::Avx512 => simd::avx512::max_rows_into(acc, rows),
             Kernel::Neon => simd::neon::max_rows_into(acc, rows),
             Kernel::Scalar => generic::max_rows_into(acc, rows),
+        }
+    }
+
+    /// Approximate scoring of one document: for each code,
+    /// `acc[j] = max(acc[j], table[code · acc.len() + j])`. `acc.len()` must be
+    /// a multiple of [`Kernel::LANES`]; otherwise nothing is done. Codes whose
+    /// row lies outside `table` are skipped.
+    pub fn gather_max(self, table: &[f32], codes: &[u32], acc: &mut [f32]) {
+        match self {
+            Kernel::Avx2 => simd::avx2::gather_max(table, codes, acc),
+            Kernel::Avx512 => simd::avx512::gather_max(table, codes, acc),
+            Kernel::Neon => simd::neon::gather_max(table, codes, acc),
+            Kernel::Scalar => generic::gather_max(table, codes, acc),
+        }
+    }
+
+    /// Exact scoring of one document from its parts: for token `t`,
+    /// `acc[j] = max(acc[j], (st[codes[t] · w + j] + g[t · w + j]) · inv[t])`
+    /// with `w = acc.len()`, a multiple of [`Kernel::LANES`] (otherwise
+    /// nothing is done). Tokens whose row lies outside `st` are skipped.
+    pub fn combine_max(self, st: &[f32], codes: &[u32], g: &[f32], inv: &[f32], acc: &mut [f32]) {
+        match self {
+            Kernel::Avx2 => simd::avx2::combine_max(st, codes, g, inv, acc),
+            Kernel::Avx512 => simd::avx512::combine_max(st, codes, g, inv, acc),
+            Kernel::Neon => simd::neon::combine_max(st, codes, g, inv, acc),
+            Kernel::Scalar => generic::combine_max(st, codes, g, inv, acc),
+        }
+    }
+
+    /// `Σ_i (c_i + r_i)²` over the common length.
+    pub fn sq_norm_sum(self, c: &[f32], r: &[f32]) -> f32 {
+        match self {
+            Kernel::Avx2 => simd::avx2::sq_norm_sum(c, r),
+            Kernel::Avx512 => simd::avx512::sq_norm_sum(c, r),
+            Kernel::Neon => simd::neon::sq_norm_sum(c, r),
+            Kernel::Scalar => generic::sq_norm_sum::<false>(c, r),
+        }
+    }
+
+    /// `Σ_i (scale · q_i + r_i)²` over the common length (an int8 centroid row).
+    pub fn sq_norm_sum_i8(self, q: &[i8], scale: f32, r: &[f32]) -> f32 {
+        match self {
+            Kernel::Avx2 => simd::avx2::sq_norm_sum_i8(q, scale, r),
+            Kernel::Avx512 => simd::avx512::sq_norm_sum_i8(q, scale, r),
+            Kernel::Neon => simd::neon::sq_norm_sum_i8(q, scale, r),
+            Kernel::Scalar => generic::sq_norm_sum_i8::<false>(q, scale, r),
         }
     }
 

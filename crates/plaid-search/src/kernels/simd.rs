@@ -33,6 +33,68 @@ macro_rules! isa {
                 generic::max_rows_into(acc, rows)
             }
 
+            #[target_feature(enable = $feat)]
+            fn gather_max_tf(table: &[f32], codes: &[u32], acc: &mut [f32]) {
+                generic::gather_max(table, codes, acc)
+            }
+
+            pub(crate) fn gather_max(table: &[f32], codes: &[u32], acc: &mut [f32]) {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { gather_max_tf(table, codes, acc) }
+                } else {
+                    generic::gather_max(table, codes, acc)
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            fn combine_max_tf(st: &[f32], codes: &[u32], g: &[f32], inv: &[f32], acc: &mut [f32]) {
+                generic::combine_max(st, codes, g, inv, acc)
+            }
+
+            pub(crate) fn combine_max(
+                st: &[f32],
+                codes: &[u32],
+                g: &[f32],
+                inv: &[f32],
+                acc: &mut [f32],
+            ) {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { combine_max_tf(st, codes, g, inv, acc) }
+                } else {
+                    generic::combine_max(st, codes, g, inv, acc)
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            fn sq_norm_sum_tf(c: &[f32], r: &[f32]) -> f32 {
+                generic::sq_norm_sum::<true>(c, r)
+            }
+
+            pub(crate) fn sq_norm_sum(c: &[f32], r: &[f32]) -> f32 {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { sq_norm_sum_tf(c, r) }
+                } else {
+                    generic::sq_norm_sum::<false>(c, r)
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            fn sq_norm_sum_i8_tf(q: &[i8], scale: f32, r: &[f32]) -> f32 {
+                generic::sq_norm_sum_i8::<true>(q, scale, r)
+            }
+
+            pub(crate) fn sq_norm_sum_i8(q: &[i8], scale: f32, r: &[f32]) -> f32 {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { sq_norm_sum_i8_tf(q, scale, r) }
+                } else {
+                    generic::sq_norm_sum_i8::<false>(q, scale, r)
+                }
+            }
+
             pub(crate) fn max_rows_into(acc: &mut [f32], rows: &[f32]) {
                 if $avail() {
                     // SAFETY: the features were detected just above.
@@ -82,11 +144,23 @@ pub(super) fn avx2_available() -> bool {
 /// Whether AVX-512 F/BW/VL/DQ and FMA are available.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn avx512_available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("fma")
+    // One cached answer instead of five feature lookups: kernels are called
+    // once per document, hundreds of thousands of times a second.
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static CACHE: AtomicU8 = AtomicU8::new(0);
+    match CACHE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("fma");
+            CACHE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
 }
 
 /// Whether NEON is available.
@@ -146,5 +220,17 @@ pub(super) mod scalar {
     }
     pub(crate) fn max_rows_into(acc: &mut [f32], rows: &[f32]) {
         generic::max_rows_into(acc, rows)
+    }
+    pub(crate) fn gather_max(table: &[f32], codes: &[u32], acc: &mut [f32]) {
+        generic::gather_max(table, codes, acc)
+    }
+    pub(crate) fn combine_max(st: &[f32], codes: &[u32], g: &[f32], inv: &[f32], acc: &mut [f32]) {
+        generic::combine_max(st, codes, g, inv, acc)
+    }
+    pub(crate) fn sq_norm_sum(c: &[f32], r: &[f32]) -> f32 {
+        generic::sq_norm_sum::<false>(c, r)
+    }
+    pub(crate) fn sq_norm_sum_i8(q: &[i8], scale: f32, r: &[f32]) -> f32 {
+        generic::sq_norm_sum_i8::<false>(q, scale, r)
     }
 }

@@ -80,6 +80,8 @@ pub enum DType {
     I32,
     /// Signed 64-bit integer, `'<i8'`.
     I64,
+    /// Signed byte, `'|i1'` (also read as `'<i1'`).
+    I8,
     /// Unsigned byte, `'|u1'` (also read as `'<u1'`).
     U8,
     /// Unsigned 16-bit integer, `'<u2'`.
@@ -99,6 +101,7 @@ impl DType {
             Self::F64 => "<f8",
             Self::I32 => "<i4",
             Self::I64 => "<i8",
+            Self::I8 => "|i1",
             Self::U8 => "|u1",
             Self::U16 => "<u2",
             Self::U32 => "<u4",
@@ -108,7 +111,7 @@ impl DType {
 
     /// The type a header descriptor names, or `None` if it is not supported.
     ///
-    /// Both `"|u1"` and `"<u1"` map to [`DType::U8`]; big-endian (`">f4"`),
+    /// Both `"|u1"` and `"<u1"` map to [`DType::U8`] (and `"|i1"`/`"<i1"` to [`DType::I8`]); big-endian (`">f4"`),
     /// native-order (`"=f4"`) and all other descriptors give `None`.
     pub fn from_descr(descr: &[u8]) -> Option<Self> {
         Some(match descr {
@@ -117,6 +120,7 @@ impl DType {
             b"<f8" => Self::F64,
             b"<i4" => Self::I32,
             b"<i8" => Self::I64,
+            b"|i1" | b"<i1" => Self::I8,
             b"|u1" | b"<u1" => Self::U8,
             b"<u2" => Self::U16,
             b"<u4" => Self::U32,
@@ -128,7 +132,7 @@ impl DType {
     /// Size of one element in bytes (also its alignment).
     pub fn itemsize(self) -> usize {
         match self {
-            Self::U8 => 1,
+            Self::I8 | Self::U8 => 1,
             Self::F16 | Self::U16 => 2,
             Self::F32 | Self::I32 | Self::U32 => 4,
             Self::F64 | Self::I64 | Self::U64 => 8,
@@ -144,6 +148,7 @@ impl fmt::Display for DType {
             Self::F64 => "f64",
             Self::I32 => "i32",
             Self::I64 => "i64",
+            Self::I8 => "i8",
             Self::U8 => "u8",
             Self::U16 => "u16",
             Self::U32 => "u32",
@@ -160,7 +165,7 @@ mod sealed {
 
 /// A Rust type that is stored in npy files as one [`DType`].
 ///
-/// Implemented for `half::f16`, `f32`, `f64`, `i32`, `i64`, `u8`, `u16`,
+/// Implemented for `half::f16`, `f32`, `f64`, `i32`, `i64`, `i8`, `u8`, `u16`,
 /// `u32` and `u64`; sealed, so that `DTYPE` always describes the type's bytes.
 pub trait Element: bytemuck::Pod + sealed::Sealed {
     /// The element type this Rust type is stored as.
@@ -182,6 +187,7 @@ element! {
     f64 => F64,
     i32 => I32,
     i64 => I64,
+    i8 => I8,
     u8 => U8,
     u16 => U16,
     u32 => U32,

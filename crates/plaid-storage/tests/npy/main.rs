@@ -373,7 +373,7 @@ fn rejects_negative_dims() {
 #[test]
 fn rejects_unsupported_dtypes() {
     for descr in [
-        "<c8", ">f4", ">i8", "=f4", "|O", "|b1", "|i1", ">u1", "<U8", "f4",
+        "<c8", ">f4", ">i8", "=f4", "|O", "|b1", ">i1", ">u1", "<U8", "f4",
     ] {
         check_header(
             &dict(descr, "(1,)"),

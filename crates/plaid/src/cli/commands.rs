@@ -11,7 +11,7 @@ use plaid::storage::import::TokenSource;
 use plaid::types::DocId;
 use plaid::{
     Documents, Filter, Hits, Index, IndexConfig, Progress, QuantizerKind, SearchParams,
-    SourceFormat, Stage, Value,
+    SourceFormat, Stage, StageProfile, Value,
 };
 use serde_json::json;
 use std::time::Instant;
@@ -144,8 +144,8 @@ fn search(a: SearchArgs) -> Result<()> {
         .n_full_scores(a.n_full_scores)
         .centroid_score_threshold(a.centroid_score_threshold);
     let filter = a.filter.to_filter();
-    if filter.is_some() && (a.exhaustive || a.batch) {
-        bail!("--filter cannot be combined with --exhaustive or --batch");
+    if filter.is_some() && (a.exhaustive || a.batch || a.profile) {
+        bail!("--filter cannot be combined with --exhaustive, --batch or --profile");
     }
     let run_one = |q: &ArrayView2<'_, f32>| -> Result<Hits> {
         if let Some(f) = &filter {
@@ -189,6 +189,14 @@ fn search(a: SearchArgs) -> Result<()> {
         passes.sort_by(f64::total_cmp);
         batch_qps = Some(passes[passes.len() / 2]);
     }
+    let mut profile = None;
+    if a.profile && !a.exhaustive {
+        let mut sum = StageProfile::default();
+        for q in &views {
+            sum += index.search_profiled(q.view(), &params)?.1;
+        }
+        profile = Some(profile_json(&sum));
+    }
     let k = a.k;
     if let Some(path) = &a.output {
         let mut ids = vec![-1i64; results.len() * k];
@@ -222,6 +230,7 @@ fn search(a: SearchArgs) -> Result<()> {
         "filter": a.filter.filter,
         "kernel": index.searcher()?.kernel().name(),
         "peak_rss_kb": peak_rss_kb(),
+        "profile": profile,
     });
     if a.json {
         println!("{summary}");
@@ -235,6 +244,23 @@ fn search(a: SearchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Mean milliseconds per query of each stage, and the mean work done.
+fn profile_json(p: &StageProfile) -> serde_json::Value {
+    let n = p.queries.max(1) as f64;
+    let ms = |s: f64| s * 1e3 / n;
+    json!({
+        "centroid_scores_ms": ms(p.centroid_scores_s),
+        "probe_ms": ms(p.probe_s),
+        "candidates_ms": ms(p.candidates_s),
+        "approximate_ms": ms(p.approximate_s),
+        "exact_ms": ms(p.exact_s),
+        "topk_ms": ms(p.topk_s),
+        "candidates": p.candidates as f64 / n,
+        "exact_docs": p.exact_docs as f64 / n,
+        "exact_tokens": p.exact_tokens as f64 / n,
+    })
 }
 
 fn info(a: InfoArgs) -> Result<()> {

@@ -96,6 +96,10 @@ pub(crate) struct SearchArgs {
     /// Also time the batch API.
     #[arg(long)]
     pub(crate) batch: bool,
+    /// Time each pipeline stage over one more pass and report the mean per
+    /// query (`profile` in the JSON summary).
+    #[arg(long)]
+    pub(crate) profile: bool,
     /// Exact MaxSim over every document (the index's quality ceiling).
     #[arg(long)]
     pub(crate) exhaustive: bool,
