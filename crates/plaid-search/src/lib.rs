@@ -74,5 +74,5 @@ mod view;
 pub use error::Error;
 pub use kernels::Kernel;
 pub use params::SearchParams;
-pub use searcher::{Hits, Searcher, StageProfile};
+pub use searcher::{FilterPlan, Hits, Searcher, StageProfile};
 pub use view::{CodesView, IvfView, SegmentParts, SegmentView};

@@ -21,6 +21,22 @@ pub struct Hits {
     pub scores: Vec<f32>,
 }
 
+/// Which plan [`Searcher::search_filtered`] chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FilterPlan {
+    /// Every allowed live document was scored (no more of them than probed candidates).
+    Subset {
+        /// Allowed live documents.
+        allowed: usize,
+    },
+    /// Probed as usual, then kept only the allowed candidates.
+    Probe {
+        /// Probed candidates before filtering.
+        candidates: usize,
+    },
+}
+
 /// A document the pipeline is considering: where it lives and its score so far.
 #[derive(Clone, Copy, Debug)]
 struct Cand {
@@ -224,6 +240,68 @@ impl<'a> Searcher<'a> {
         allowed: &[DocId],
     ) -> Result<Hits, Error> {
         self.run(query, params, Some(allowed)).map(|(h, _)| h)
+    }
+
+    /// [`Searcher::search`] restricted to the documents in `allowed` (unknown
+    /// or deleted ids are ignored), choosing between two plans by cost.
+    ///
+    /// Both plans give every document they consider an approximate score,
+    /// so the cost is the number of documents considered. After the usual
+    /// probing, let `C` be the probed candidates and `A` the allowed set:
+    /// - [`FilterPlan::Subset`] when `|A| ≤ |C|`: score every allowed
+    ///   document, as [`Searcher::search_within`]. It considers no more
+    ///   documents than an unfiltered search and loses nothing to probing,
+    ///   which matters most for selective filters.
+    /// - [`FilterPlan::Probe`] otherwise: keep the candidates of `C` that are
+    ///   allowed. `A` is then large (a good part of the corpus), so the probed
+    ///   centroids reach allowed documents as they reach any documents.
+    ///
+    /// # Errors
+    /// As [`Searcher::search`].
+    pub fn search_filtered(
+        &self,
+        query: EmbeddingsView<'_>,
+        params: &SearchParams,
+        allowed: &[DocId],
+    ) -> Result<(Hits, FilterPlan), Error> {
+        self.check_query(&query)?;
+        params.validate()?;
+        let qs = self.query_scores(query);
+        let probed = probe(
+            &qs.st,
+            qs.nq,
+            qs.stride,
+            params.effective_n_probe(),
+            params.centroid_score_threshold,
+        );
+        let probed = self.candidates(&probed)?;
+        let mut sorted: Vec<u32> = allowed.iter().map(|d| d.as_u32()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let (mut cands, plan) = if sorted.len() <= probed.len() {
+            let cands = self.allowed_candidates(allowed);
+            let plan = FilterPlan::Subset {
+                allowed: cands.len(),
+            };
+            (cands, plan)
+        } else {
+            let candidates = probed.len();
+            let cands: Vec<Cand> = probed
+                .into_iter()
+                .filter(|c| sorted.binary_search(&c.id).is_ok())
+                .collect();
+            (cands, FilterPlan::Probe { candidates })
+        };
+        let n_exact = params.n_exact();
+        if cands.len() > n_exact {
+            self.approximate(&qs, &mut cands)?;
+            let cmp = |a: &Cand, b: &Cand| rank_order((a.score, a.id), (b.score, b.id));
+            cands.select_nth_unstable_by(n_exact - 1, cmp);
+            cands.truncate(n_exact);
+        }
+        let mut profile = StageProfile::default();
+        let hits = self.exact_and_rank(&qs, cands, params.k, &mut profile)?;
+        Ok((hits, plan))
     }
 
     /// [`Searcher::search`] for many queries, in parallel on the current rayon pool.

@@ -89,6 +89,17 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Metadata entries and documents differ in number.
+    #[error("{entries} metadata entries for {docs} documents")]
+    MetadataCount {
+        /// Documents given.
+        docs: usize,
+        /// Metadata entries given.
+        entries: usize,
+    },
+    /// From `plaid-meta`.
+    #[error(transparent)]
+    Meta(#[from] plaid_meta::Error),
     /// From `plaid-storage`.
     #[error(transparent)]
     Storage(#[from] plaid_storage::Error),

@@ -369,6 +369,12 @@ impl Index {
         self.snapshot().doc_ids()
     }
 
+    /// The manifest generation of the current snapshot (1 for a new index,
+    /// +1 on every commit).
+    pub fn generation(&self) -> u64 {
+        self.snapshot().generation()
+    }
+
     /// Number of live documents.
     pub fn num_docs(&self) -> usize {
         self.snapshot().num_docs()

@@ -6,7 +6,8 @@
 //! top-k documents by MaxSim.
 //!
 //! This crate is the facade most applications want. It re-exports the layers
-//! it is built from: [`kmeans`], [`codec`], [`storage`] and [`search`].
+//! it is built from: [`kmeans`], [`codec`], [`storage`], [`search`] and
+//! [`meta`] (document metadata and filters).
 //!
 //! # Example
 //! ```
@@ -36,6 +37,7 @@ mod docs;
 mod error;
 mod grow;
 mod index;
+mod metadata;
 mod snapshot;
 pub mod synth;
 mod writer;
@@ -47,12 +49,14 @@ pub use error::Error;
 pub use index::{CompactionPolicy, Index};
 pub use plaid_codec::types;
 pub use plaid_codec::{Nbits, QuantizerKind};
-pub use plaid_search::{Hits, Kernel, SearchParams, StageProfile};
+pub use plaid_meta::{Filter, Value};
+pub use plaid_search::{FilterPlan, Hits, Kernel, SearchParams, StageProfile};
 pub use plaid_storage::import::{ImportReport, SkipReason, SkippedFile, SourceFormat};
 pub use snapshot::Snapshot;
 pub use writer::CompactReport;
 
 pub use plaid_codec as codec;
 pub use plaid_kmeans as kmeans;
+pub use plaid_meta as meta;
 pub use plaid_search as search;
 pub use plaid_storage as storage;

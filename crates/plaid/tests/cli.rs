@@ -855,3 +855,114 @@ fn add_delete_compact_verify_and_info() {
     let info = ok_json(&["info", s(&dir), "--json"]);
     assert_eq!(u(&info, "num_docs"), 75);
 }
+
+/// Metadata of document `i` in the metadata tests.
+fn doc_meta(i: usize) -> Value {
+    let section = ["libs", "net", "games", "admin"][i % 4];
+    serde_json::json!({"section": section, "installed_size": i * 10})
+}
+
+#[test]
+fn metadata_index_filtered_search_and_meta() {
+    let inp = Inputs::new(80);
+    let jsonl: String = (0..80).map(|i| format!("{}\n", doc_meta(i))).collect();
+    let meta = inp.path("meta.jsonl");
+    std::fs::write(&meta, jsonl).unwrap();
+    let (dir, _) = inp.index("idx", &["--metadata", s(&meta)]);
+    let allowed: Vec<i64> = (0..80)
+        .filter(|&i| i % 4 == 0 && i * 10 < 500)
+        .map(|i| i as i64)
+        .collect();
+    let (q, ql) = inp.doc_queries(&[0, 1, 2, 3, 44], "q");
+    let ids = inp.path("ids.npy");
+    let summary = ok_json(&[
+        "search",
+        s(&dir),
+        "--queries",
+        s(&q),
+        "--query-lens",
+        s(&ql),
+        "--k",
+        "5",
+        "--filter",
+        "section = ? AND installed_size < ?",
+        "--param",
+        "libs",
+        "--param",
+        "500",
+        "--output",
+        s(&ids),
+        "--json",
+    ]);
+    assert_eq!(summary["filter"], "section = ? AND installed_size < ?");
+    let got = read(&ids);
+    let got = got.as_slice::<i64>().unwrap();
+    assert!(got.iter().all(|d| allowed.contains(d)), "{got:?}");
+    // Query 0 is document 0's own tokens, and document 0 passes the filter.
+    assert_eq!(got[0], 0);
+
+    let out = plaid(&["meta", s(&dir), "--ids", "1,2,79"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (line, i) in lines.iter().zip([1, 2, 79]) {
+        assert_eq!(line["id"], i);
+        assert_eq!(line["metadata"], doc_meta(i));
+    }
+    let count = ok_json(&[
+        "meta",
+        s(&dir),
+        "--filter",
+        "section IN (?, ?)",
+        "--param",
+        "net",
+        "--param",
+        "games",
+        "--count",
+        "--json",
+    ]);
+    assert_eq!(u(&count, "count"), 40);
+
+    // Refused filters and a metadata count mismatch: one error line each.
+    let line = error_line(&[
+        "meta",
+        s(&dir),
+        "--filter",
+        "section = ?; DROP TABLE x",
+        "--param",
+        "a",
+    ]);
+    assert!(line.contains("byte 11"), "{line}");
+    let line = error_line(&[
+        "meta",
+        s(&dir),
+        "--filter",
+        "nosuch = ?",
+        "--param",
+        "a",
+        "--count",
+    ]);
+    assert!(line.contains("unknown column"), "{line}");
+    std::fs::write(&meta, "{\"a\": 1}\n").unwrap();
+    let emb = inp.path("emb.npy");
+    let lens = inp.path("lens64.npy");
+    let bad_dir = inp.path("bad");
+    let line = error_line(&[
+        "index",
+        s(&bad_dir),
+        "--embeddings",
+        s(&emb),
+        "--doclens",
+        s(&lens),
+        "--metadata",
+        s(&meta),
+    ]);
+    assert!(
+        line.contains("1 metadata entries for 80 documents"),
+        "{line}"
+    );
+    assert!(!bad_dir.exists());
+}

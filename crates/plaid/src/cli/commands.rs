@@ -1,14 +1,17 @@
 //! The commands: each turns typed arguments into library calls and prints.
 
-use super::flags::{Command, DemoArgs, ImportArgs, IndexArgs, InfoArgs, SearchArgs};
+use super::flags::{
+    Command, DemoArgs, FilterArgs, ImportArgs, IndexArgs, InfoArgs, MetaArgs, SearchArgs,
+};
 use super::io::{dir_bytes, peak_rss_kb, read_lengths, read_matrix, write_array};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayView2;
 use plaid::storage::import::TokenSource;
+use plaid::types::DocId;
 use plaid::{
-    Documents, Hits, Index, IndexConfig, Progress, QuantizerKind, SearchParams, SourceFormat,
-    Stage, StageProfile,
+    Documents, Filter, Hits, Index, IndexConfig, Progress, QuantizerKind, SearchParams,
+    SourceFormat, Stage, StageProfile, Value,
 };
 use serde_json::json;
 use std::time::Instant;
@@ -25,6 +28,7 @@ pub(crate) fn dispatch(cmd: Command) -> Result<()> {
         Command::Compact(a) => super::live::compact(a),
         Command::Verify(a) => super::live::verify(a),
         Command::Rebuild(a) => super::live::rebuild(a),
+        Command::Meta(a) => meta(a),
     }
 }
 
@@ -75,7 +79,13 @@ fn index(a: IndexArgs) -> Result<()> {
         lens: &lens,
     };
     let mut bar = progress_bar();
-    let index = Index::create_with_progress(docs, &a.dir, &config, &mut bar)?;
+    let index = match &a.metadata {
+        None => Index::create_with_progress(docs, &a.dir, &config, &mut bar)?,
+        Some(path) => {
+            let metadata = read_jsonl(path)?;
+            Index::create_with_metadata(docs, &a.dir, &config, &metadata)?
+        }
+    };
     let build_s = start.elapsed().as_secs_f64();
     let bytes = dir_bytes(&a.dir)?;
     let summary = json!({
@@ -138,8 +148,14 @@ fn search(a: SearchArgs) -> Result<()> {
         .scale_probe_with_k(!a.fixed_probe)
         .n_full_scores(a.n_full_scores)
         .centroid_score_threshold(a.centroid_score_threshold);
+    let filter = a.filter.to_filter();
+    if filter.is_some() && (a.exhaustive || a.batch || a.profile) {
+        bail!("--filter cannot be combined with --exhaustive, --batch or --profile");
+    }
     let run_one = |q: &ArrayView2<'_, f32>| -> Result<Hits> {
-        if a.exhaustive {
+        if let Some(f) = &filter {
+            Ok(index.search_filtered(q.view(), &params, f)?)
+        } else if a.exhaustive {
             Ok(index.exhaustive(q.view(), a.k)?)
         } else {
             Ok(index.search(q.view(), &params)?)
@@ -216,6 +232,7 @@ fn search(a: SearchArgs) -> Result<()> {
         "p99_ms": percentile(&latencies, 0.99),
         "batch_qps": batch_qps,
         "exhaustive": a.exhaustive,
+        "filter": a.filter.filter,
         "kernel": index.snapshot().searcher()?.kernel().name(),
         "peak_rss_kb": peak_rss_kb(),
         "profile": profile,
@@ -401,6 +418,62 @@ fn demo(a: DemoArgs) -> Result<()> {
             100.0 * found_src as f64 / qlens.len() as f64,
             secs * 1e3 / qlens.len() as f64
         );
+    }
+    Ok(())
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> Option<Filter> {
+        let params = self.params.iter().map(|p| Value::parse_param(p)).collect();
+        self.filter.as_ref().map(|c| Filter::new(c.clone(), params))
+    }
+}
+
+/// One JSON value per non-empty line.
+fn read_jsonl(path: &std::path::Path) -> Result<Vec<serde_json::Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}: line {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn meta(a: MetaArgs) -> Result<()> {
+    let index = Index::open(&a.dir)?;
+    let filter = a.filter.to_filter();
+    if a.count {
+        let Some(f) = &filter else {
+            bail!("--count needs --filter");
+        };
+        let n = index.filter_count(f)?;
+        if a.json {
+            println!("{}", json!({ "count": n }));
+        } else {
+            println!("{n}");
+        }
+        return Ok(());
+    }
+    let mut ids: Vec<DocId> = a.ids.iter().map(|&i| DocId::new(i)).collect();
+    if let Some(f) = &filter {
+        let matching = index.filter_ids(f)?;
+        if ids.is_empty() {
+            ids = matching;
+        } else {
+            ids.retain(|id| matching.binary_search(id).is_ok());
+        }
+    } else if ids.is_empty() {
+        bail!("give --ids or --filter");
+    }
+    let rows = index.metadata(&ids)?;
+    for (id, m) in ids.iter().zip(rows) {
+        println!("{}", json!({ "id": id.as_u32(), "metadata": m }));
+    }
+    if a.json {
+        println!("{}", json!({ "num_docs": ids.len() }));
     }
     Ok(())
 }

@@ -33,6 +33,8 @@ pub(crate) enum Command {
     Verify(DirArgs),
     /// Retrain the codebook from the live documents' decompressed vectors.
     Rebuild(RebuildArgs),
+    /// Print documents' metadata, or the documents matching a filter.
+    Meta(MetaArgs),
 }
 
 impl Command {
@@ -45,6 +47,7 @@ impl Command {
             Command::Rebuild(a) => a.threads,
             Command::Info(_)
             | Command::Import(_)
+            | Command::Meta(_)
             | Command::Delete(_)
             | Command::Compact(_)
             | Command::Verify(_) => None,
@@ -77,6 +80,9 @@ pub(crate) struct IndexArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
+    /// JSON lines: one metadata object per document, in document order.
+    #[arg(long)]
+    pub(crate) metadata: Option<PathBuf>,
     /// Print a one-line JSON summary as the last line.
     #[arg(long)]
     pub(crate) json: bool,
@@ -129,6 +135,8 @@ pub(crate) struct SearchArgs {
     /// Drop probed centroids scoring below this for every query token.
     #[arg(long)]
     pub(crate) centroid_score_threshold: Option<f32>,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
     /// Print a one-line JSON summary as the last line.
     #[arg(long)]
     pub(crate) json: bool,
@@ -229,6 +237,37 @@ pub(crate) struct RebuildArgs {
     #[arg(long)]
     pub(crate) threads: Option<usize>,
     /// Print a one-line JSON summary as the last line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// A metadata filter: a condition and its placeholder values.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FilterArgs {
+    /// Only documents whose metadata matches this condition, e.g.
+    /// "section = ? AND installed_size < ?" (comparisons, LIKE, IN, BETWEEN,
+    /// IS [NOT] NULL, AND/OR/NOT, parentheses; quote keyword column names).
+    #[arg(long)]
+    pub(crate) filter: Option<String>,
+    /// A value for the next `?` of --filter: a JSON scalar when it parses
+    /// as one (500, 2.5, true, null, "500"), else the text itself.
+    #[arg(long = "param", allow_hyphen_values = true)]
+    pub(crate) params: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct MetaArgs {
+    /// Index directory.
+    pub(crate) dir: PathBuf,
+    /// Comma-separated document ids to print.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) ids: Vec<u32>,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+    /// With --filter: print only the number of matching documents.
+    #[arg(long)]
+    pub(crate) count: bool,
+    /// Print a one-line JSON summary as the last line (with --count: the count).
     #[arg(long)]
     pub(crate) json: bool,
 }
