@@ -104,6 +104,18 @@ impl Index {
         Ok(store.delete(ids, self.generation())?)
     }
 
+    /// After a delete has committed: removes the deleted documents' rows, if
+    /// the index has metadata. A crash before this leaves rows of dead ids,
+    /// which readers ignore and the next repair removes.
+    pub(crate) fn drop_deleted_metadata(&self, ids: &[u32]) -> Result<(), Error> {
+        if !self.has_metadata() {
+            return Ok(());
+        }
+        let ids: Vec<DocId> = ids.iter().map(|&d| DocId::new(d)).collect();
+        self.meta_store()?.delete(&ids, self.generation())?;
+        Ok(())
+    }
+
     /// Makes the metadata agree with the index: when the database belongs to
     /// another manifest generation, deletes the rows of ids that are not
     /// live and records the current generation (see the module docs).

@@ -169,6 +169,8 @@ impl Index {
             change.deleted.insert(si, new);
         }
         self.commit(&snap, change)?;
+        // Metadata follows the manifest (the manifest is the truth).
+        self.drop_deleted_metadata(&sorted)?;
         Ok(sorted.len())
     }
 

@@ -148,6 +148,18 @@ fn metadata_rows_go_with_their_documents() {
 }
 
 #[test]
+fn index_delete_removes_metadata_rows() {
+    let f = fixture();
+    let gone = [DocId::new(3), DocId::new(11)];
+    assert_eq!(f.index.delete(&gone).unwrap(), 2);
+    assert!(f.index.metadata(&gone).unwrap().iter().all(Option::is_none));
+    let all = Filter::new("installed_size >= ?", vec![0.into()]);
+    let ids = f.index.filter_ids(&all).unwrap();
+    assert_eq!(ids.len(), N - 2);
+    assert!(!ids.contains(&gone[0]) && !ids.contains(&gone[1]));
+}
+
+#[test]
 fn rejects_bad_metadata_before_writing() {
     let corpus = synth::corpus(&synth::SynthConfig::new(20).dim(DIM).lens(5, 10));
     let tmp = tempfile::tempdir().unwrap();
