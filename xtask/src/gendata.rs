@@ -2,14 +2,18 @@
 //! measuring how costs grow with the corpus.
 //!
 //! The model is `plaid::synth`'s (unit vectors clustered around topics, each
-//! document mixing three topics, queries made of perturbed tokens of a source
-//! document), with what a scale benchmark needs on top:
+//! document mixing three topics, queries made from a source document), with
+//! what a scale benchmark needs on top:
 //!
 //! - document lengths drawn from debian-5k's own length histogram (25–71
 //!   tokens, mean 55), query lengths from its plain queries' (5–26 tokens);
 //! - skewed topic popularity (topic `⌊n·u^1.5⌋` for uniform `u`) and 10 % of
 //!   tokens from 64 corpus-wide "common" topics, so inverted lists have the
 //!   uneven lengths of real data instead of a flattering uniform spread;
+//! - each query token is, with even odds, a perturbed token of the source
+//!   document or a fresh token of one of its topics (a paraphrase), so the
+//!   source document competes with every document sharing its topics instead of
+//!   winning every query outright;
 //! - it streams: documents are generated one at a time straight into the one
 //!   float16 copy of the corpus, which is written once; the exact ground truth
 //!   for the first `gt_queries` queries is computed over that copy in blocks of
@@ -60,6 +64,9 @@ const DOC_NOISE: f32 = 0.9;
 const COMMON_NOISE: f32 = 0.5;
 /// Per-coordinate noise of query tokens around their source token.
 const QUERY_NOISE: f32 = 0.5;
+/// Share of query tokens copied (with noise) from the source document; the
+/// rest are fresh tokens of the document's topics.
+const QUERY_FROM_DOC: f64 = 0.5;
 /// Document tokens per GEMM block of the ground truth.
 const GT_BLOCK: usize = 4096;
 
@@ -87,7 +94,7 @@ impl GenConfig {
     fn manifest(&self) -> Value {
         json!({
             "generator": "cargo xtask gen-data",
-            "version": 1,
+            "version": 2,
             "tokens": self.tokens,
             "dim": DIM,
             "seed": self.seed,
@@ -312,9 +319,16 @@ pub(crate) fn generate(cfg: &GenConfig) -> Result<GenSummary> {
             let mut rows = Vec::with_capacity(n * DIM);
             let mut qt = [0.0f32; DIM];
             for i in 0..n {
-                let t = idx[i % len];
-                for (x, &v) in qt.iter_mut().zip(&doc[t * DIM..(t + 1) * DIM]) {
-                    *x = v + qscale * gq.next();
+                if qsel.random::<f64>() < QUERY_FROM_DOC {
+                    let t = idx[i % len];
+                    for (x, &v) in qt.iter_mut().zip(&doc[t * DIM..(t + 1) * DIM]) {
+                        *x = v + qscale * gq.next();
+                    }
+                } else {
+                    let t = mine[qsel.random_range(0..3)];
+                    for (x, &v) in qt.iter_mut().zip(&topics[t * DIM..(t + 1) * DIM]) {
+                        *x = v + scale * gq.next();
+                    }
                 }
                 normalize(&mut qt);
                 tok16.convert_from_f32_slice(&qt);
@@ -536,15 +550,21 @@ mod tests {
                 "query {qi}: only {exact} of the brute-force top 10"
             );
         }
-        // Queries come from their qrels document: it should rank first nearly always.
+        // Queries come from their qrels document: it should rank near the top.
         let qrels = std::fs::read_to_string(a.join("qrels.tsv")).unwrap();
         let hits = qrels
             .lines()
             .take(5)
             .enumerate()
-            .filter(|(qi, l)| l.split('\t').nth(1).unwrap().parse::<i64>().unwrap() == gt[qi * 100])
+            .filter(|(qi, l)| {
+                let src = l.split('\t').nth(1).unwrap().parse::<i64>().unwrap();
+                gt[qi * 100..qi * 100 + 10].contains(&src)
+            })
             .count();
-        assert!(hits >= 4, "source document first for {hits} of 5 queries");
+        assert!(
+            hits >= 4,
+            "source document in the top 10 for {hits} of 5 queries"
+        );
         std::fs::remove_dir_all(&a).unwrap();
         std::fs::remove_dir_all(&b).unwrap();
     }

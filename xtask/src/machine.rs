@@ -120,7 +120,13 @@ pub(crate) fn cpu_model() -> String {
 /// A file-name slug of the CPU model and core count, e.g. `amd-epyc-2c`.
 pub(crate) fn cpu_slug() -> String {
     let mut slug = String::new();
-    for c in cpu_model().to_lowercase().chars() {
+    let model = cpu_model()
+        .to_lowercase()
+        .replace("(r)", "")
+        .replace("(tm)", "")
+        .replace(" processor", "")
+        .replace(" cpu", "");
+    for c in model.chars() {
         if c.is_ascii_alphanumeric() {
             slug.push(c);
         } else if !slug.ends_with('-') && !slug.is_empty() {
