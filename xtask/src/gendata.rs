@@ -10,10 +10,12 @@
 //! - skewed topic popularity (topic `⌊n·u^1.5⌋` for uniform `u`) and 10 % of
 //!   tokens from 64 corpus-wide "common" topics, so inverted lists have the
 //!   uneven lengths of real data instead of a flattering uniform spread;
-//! - each query token is, with even odds, a perturbed token of the source
-//!   document or a fresh token of one of its topics (a paraphrase), so the
-//!   source document competes with every document sharing its topics instead of
-//!   winning every query outright;
+//! - each query token is, with odds 1 in 5, a (strongly) perturbed token of
+//!   the source document, else a fresh token of one "focus" topic of the
+//!   document (a paraphrase), so the source document competes with every
+//!   document sharing that topic instead of winning every query outright (the
+//!   exact ranking puts it first for about 90 % of queries; debian-5k's exact
+//!   MRR@10 is 0.83);
 //! - it streams: documents are generated one at a time straight into the one
 //!   float16 copy of the corpus, which is written once; the exact ground truth
 //!   for the first `gt_queries` queries is computed over that copy in blocks of
@@ -63,10 +65,10 @@ const DOC_NOISE: f32 = 0.9;
 /// Per-coordinate noise of common tokens around their topic (they vary less).
 const COMMON_NOISE: f32 = 0.5;
 /// Per-coordinate noise of query tokens around their source token.
-const QUERY_NOISE: f32 = 0.5;
+const QUERY_NOISE: f32 = 1.5;
 /// Share of query tokens copied (with noise) from the source document; the
 /// rest are fresh tokens of the document's topics.
-const QUERY_FROM_DOC: f64 = 0.5;
+const QUERY_FROM_DOC: f64 = 0.2;
 /// Document tokens per GEMM block of the ground truth.
 const GT_BLOCK: usize = 4096;
 
@@ -316,6 +318,9 @@ pub(crate) fn generate(cfg: &GenConfig) -> Result<GenSummary> {
                 let j = qsel.random_range(i..len);
                 idx.swap(i, j);
             }
+            // Fresh tokens are about one of the document's topics, which it
+            // shares with other documents.
+            let focus = qsel.random_range(0..3);
             let mut rows = Vec::with_capacity(n * DIM);
             let mut qt = [0.0f32; DIM];
             for i in 0..n {
@@ -325,7 +330,7 @@ pub(crate) fn generate(cfg: &GenConfig) -> Result<GenSummary> {
                         *x = v + qscale * gq.next();
                     }
                 } else {
-                    let t = mine[qsel.random_range(0..3)];
+                    let t = mine[focus];
                     for (x, &v) in qt.iter_mut().zip(&topics[t * DIM..(t + 1) * DIM]) {
                         *x = v + scale * gq.next();
                     }
