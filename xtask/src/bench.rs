@@ -400,7 +400,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             let avail = mem_available_kb().unwrap_or(0) as f64;
             let fits = est_kb < 0.8 * avail;
             let line = format!(
-                "next-plaid {}: its build is estimated at {:.1} GiB peak RSS (a line through 3.57 GiB at 276k tokens and 4.69 GiB at 1M) and the machine has {:.1} GiB available (MemAvailable).",
+                "next-plaid {}: its build is estimated at {:.1} GiB peak RSS (a line through 3.57 GiB at 276k tokens and 4.69 GiB at 1M) and the machine has {:.1} GiB available (MemAvailable; it runs only under 80 % of that).",
                 if fits { "runs" } else { "skipped" },
                 est_kb / 1048576.0,
                 avail / 1048576.0
