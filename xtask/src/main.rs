@@ -1,13 +1,19 @@
 //! Project automation: `cargo xtask <task>`.
 //!
 //! - `ci`: everything CI checks; if it passes locally, CI is green.
-//! - `bench`: the end-to-end benchmark against next-plaid (see `bench.rs`).
+//! - `bench`: the end-to-end benchmark against next-plaid (see `bench.rs`),
+//!   on debian-5k or, with `--scale`, on a generated corpus.
+//! - `gen-data`: a synthetic corpus in debian-5k's layout (see `gendata.rs`).
 //!
 //! xtask only orchestrates: it runs `$CARGO` so timed code is built with the
 //! release profile, never with xtask's own debug build.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
+mod bench;
 mod ci;
+mod gendata;
+mod machine;
+mod measure;
 
 use anyhow::{Result, bail};
 
@@ -17,9 +23,14 @@ fn main() -> Result<()> {
     let rest: Vec<String> = args.collect();
     match task.as_str() {
         "ci" => ci::run(&rest),
+        "bench" => bench::run(&rest),
+        "gen-data" => gendata::run(&rest),
         "" | "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <ci>\n\n  ci    fmt, clippy, tests, docs, benches compiled; prints a summary"
+                "usage: cargo xtask <task> [options]\n\n  \
+                 ci        fmt, clippy, tests, docs, benches compiled; prints a summary\n  \
+                 bench     plaid vs next-plaid 1.8.5 side by side (debian-5k, or --scale 1m|10m); --help\n  \
+                 gen-data  a synthetic corpus in debian-5k's layout; --help"
             );
             Ok(())
         }
