@@ -145,6 +145,22 @@ fn gather_and_combine_match_plain_loops() {
                 // One add and one multiply, each rounded the same way.
                 assert_eq!(acc, want, "{kernel:?} combine w {w} n {n}");
             }
+            // The byte table: same maxima as plain loops.
+            let t8: Vec<u8> = table.iter().map(|v| ((v + 1.0) * 100.0) as u8).collect();
+            for n in [0usize, 3, 40] {
+                let codes: Vec<u32> = (0..n).map(|t| ((t * 5 + 1) % k) as u32).collect();
+                let mut acc = vec![0u8; w.div_ceil(32) * 32];
+                let w8 = acc.len();
+                let t8w: Vec<u8> = (0..k * w8).map(|i| t8[i % t8.len()]).collect();
+                kernel.gather_max_u8(&t8w, &codes, &mut acc);
+                let mut want = vec![0u8; w8];
+                for &c in &codes {
+                    for j in 0..w8 {
+                        want[j] = want[j].max(t8w[c as usize * w8 + j]);
+                    }
+                }
+                assert_eq!(acc, want, "{kernel:?} u8 w {w8} n {n}");
+            }
             // A width that is not whole vectors is refused (left untouched).
             let mut acc = vec![f32::NEG_INFINITY; 5];
             kernel.gather_max(&table, &[0], &mut acc);

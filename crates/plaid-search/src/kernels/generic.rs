@@ -183,3 +183,31 @@ pub(crate) fn sq_norm_sum_i8<const FMA: bool>(q: &[i8], scale: f32, r: &[f32]) -
     }
     acc[0] + tail
 }
+
+/// Byte lanes of [`gather_max_u8`]: one 256-bit vector.
+pub(crate) const LANES_U8: usize = 32;
+
+/// [`gather_max`] over a table of quantised scores (`u8`): for each code,
+/// `acc[j] = max(acc[j], table[code * acc.len() + j])`. `acc.len()` is a
+/// multiple of [`LANES_U8`]; codes whose row is out of range are skipped.
+#[inline(always)]
+pub(crate) fn gather_max_u8(table: &[u8], codes: &[u32], acc: &mut [u8]) {
+    let w = acc.len();
+    if w == 0 || !w.is_multiple_of(LANES_U8) {
+        return;
+    }
+    for &code in codes {
+        let start = code as usize * w;
+        let Some(row) = table.get(start..start + w) else {
+            continue;
+        };
+        for (a, r) in acc
+            .chunks_exact_mut(LANES_U8)
+            .zip(row.chunks_exact(LANES_U8))
+        {
+            for l in 0..LANES_U8 {
+                a[l] = a[l].max(r[l]);
+            }
+        }
+    }
+}

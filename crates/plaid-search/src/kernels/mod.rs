@@ -32,6 +32,10 @@ impl Kernel {
     /// to a multiple of it.
     pub const LANES: usize = generic::LANES;
 
+    /// Byte lanes of [`Kernel::gather_max_u8`]; its rows are padded to a
+    /// multiple of it.
+    pub const LANES_U8: usize = generic::LANES_U8;
+
     /// Every kernel, most preferred first.
     pub const ALL: [Kernel; 4] = [Kernel::Avx512, Kernel::Avx2, Kernel::Neon, Kernel::Scalar];
 
@@ -128,6 +132,17 @@ impl Kernel {
             Kernel::Avx512 => simd::avx512::gather_max(table, codes, acc),
             Kernel::Neon => simd::neon::gather_max(table, codes, acc),
             Kernel::Scalar => generic::gather_max(table, codes, acc),
+        }
+    }
+
+    /// [`Kernel::gather_max`] over quantised (`u8`) scores; `acc.len()` must
+    /// be a multiple of [`Kernel::LANES_U8`] (otherwise nothing is done).
+    pub fn gather_max_u8(self, table: &[u8], codes: &[u32], acc: &mut [u8]) {
+        match self {
+            Kernel::Avx2 => simd::avx2::gather_max_u8(table, codes, acc),
+            Kernel::Avx512 => simd::avx512::gather_max_u8(table, codes, acc),
+            Kernel::Neon => simd::neon::gather_max_u8(table, codes, acc),
+            Kernel::Scalar => generic::gather_max_u8(table, codes, acc),
         }
     }
 
