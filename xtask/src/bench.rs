@@ -690,9 +690,9 @@ fn timed_step(cmd: &mut Command, wait: f64, log: &mut Vec<String>) -> Result<Ste
 
 /// `1M`, `10M`, `250k`, or the number.
 fn human(n: u64) -> String {
-    if n >= 1_000_000 && n % 1_000_000 == 0 {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)
-    } else if n >= 1000 && n % 1000 == 0 {
+    } else if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()

@@ -26,7 +26,7 @@ pub struct SearchParams {
     /// them, and at least `k`, are scored exactly. The default, 2048, scores
     /// 512 documents exactly: the exact stage is most of a query's cost, and
     /// on debian-5k (k = 100) quadrupling it raised recall@10 by < 0.001 on
-    /// plain queries and by 0.04 on [MASK]-padded ones (see
+    /// plain queries and by 0.04 on `[MASK]`-padded ones (see
     /// `bench/results/`); raise it when recall@100 matters more than speed.
     pub n_full_scores: usize,
 }
