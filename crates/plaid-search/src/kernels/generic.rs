@@ -10,6 +10,19 @@ fn madd<const FMA: bool>(a: f32, b: f32, acc: f32) -> f32 {
     if FMA { a.mul_add(b, acc) } else { acc + a * b }
 }
 
+/// Pairwise sum of the lane accumulators (the same order on every ISA).
+#[inline(always)]
+fn reduce_lanes(mut acc: [f32; LANES]) -> f32 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0]
+}
+
 /// Dot product over the common length of `a` and `b`.
 #[inline(always)]
 pub(crate) fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
@@ -27,15 +40,7 @@ pub(crate) fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
         tail = madd::<FMA>(*x, *y, tail);
     }
-    // Pairwise reduction of the lanes.
-    let mut width = LANES / 2;
-    while width > 0 {
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-        width /= 2;
-    }
-    acc[0] + tail
+    reduce_lanes(acc) + tail
 }
 
 /// Raises `best[q]` to `max_t query_q · doc_t` (see [`super::Kernel::max_dots`]).
@@ -145,14 +150,7 @@ pub(crate) fn sq_norm_sum<const FMA: bool>(c: &[f32], r: &[f32]) -> f32 {
         let v = x + y;
         tail = madd::<FMA>(v, v, tail);
     }
-    let mut width = LANES / 2;
-    while width > 0 {
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-        width /= 2;
-    }
-    acc[0] + tail
+    reduce_lanes(acc) + tail
 }
 
 /// [`sq_norm_sum`] with an int8 centroid row: `c_i = scale · q_i`.
@@ -174,14 +172,7 @@ pub(crate) fn sq_norm_sum_i8<const FMA: bool>(q: &[i8], scale: f32, r: &[f32]) -
         let v = madd::<FMA>(f32::from(*x), scale, *y);
         tail = madd::<FMA>(v, v, tail);
     }
-    let mut width = LANES / 2;
-    while width > 0 {
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-        width /= 2;
-    }
-    acc[0] + tail
+    reduce_lanes(acc) + tail
 }
 
 /// Byte lanes of [`gather_max_u8`]: one 256-bit vector.
