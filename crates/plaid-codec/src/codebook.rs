@@ -48,7 +48,7 @@ impl Compressed {
 
 /// Checks that `centroids` is a non-empty, finite, whole number of `dim`-wide rows whose
 /// indices fit in a `u32` code, and returns the number of rows.
-fn check_centroids(centroids: &[f32], dim: usize) -> Result<usize, Error> {
+pub(crate) fn check_centroids(centroids: &[f32], dim: usize) -> Result<usize, Error> {
     if dim == 0 {
         return Err(Error::ZeroDim);
     }

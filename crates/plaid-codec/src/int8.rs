@@ -24,29 +24,12 @@ impl Int8Centroids {
     /// the length is not whole rows, [`Error::NonFinite`] for a NaN or
     /// infinite value.
     pub fn quantize(centroids: &[f32], dim: usize) -> Result<Self, Error> {
-        if dim == 0 {
-            return Err(Error::ZeroDim);
-        }
-        if centroids.is_empty() {
-            return Err(Error::EmptyCodebook);
-        }
-        if !centroids.len().is_multiple_of(dim) {
-            return Err(Error::Shape {
-                what: "centroids (whole rows of dim)",
-                expected: centroids.len().div_ceil(dim) * dim,
-                found: centroids.len(),
-            });
-        }
+        // The same checks as any codebook's centroids (shape, finiteness).
+        crate::codebook::check_centroids(centroids, dim)?;
         let k = centroids.len() / dim;
         let mut values = Vec::with_capacity(centroids.len());
         let mut scales = Vec::with_capacity(k);
-        for (row, c) in centroids.chunks_exact(dim).enumerate() {
-            if c.iter().any(|v| !v.is_finite()) {
-                return Err(Error::NonFinite {
-                    what: "centroids",
-                    row,
-                });
-            }
+        for c in centroids.chunks_exact(dim) {
             let max = c.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let scale = max / 127.0;
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
