@@ -133,24 +133,7 @@ pub(crate) fn build_segment(
     });
 
     // Encode in chunks so progress is visible and memory stays bounded.
-    let packed_len = nbits.packed_len(dim);
-    let mut codes = Vec::with_capacity(total_tokens);
-    let mut residuals = Vec::with_capacity(total_tokens * packed_len);
-    let mut done = 0usize;
-    while done < total_tokens {
-        let end = (done + ENCODE_CHUNK_TOKENS).min(total_tokens);
-        let view = EmbeddingsView::try_new(&docs.data[done * dim..end * dim], dim)
-            .map_err(|_| Error::NoDocuments)?;
-        let c = codebook.compress(view)?;
-        codes.extend_from_slice(&c.codes);
-        residuals.extend_from_slice(&c.residuals);
-        done = end;
-        progress(Progress {
-            stage: Stage::Encoding,
-            done: done as u64,
-            total: total_tokens as u64,
-        });
-    }
+    let (codes, residuals) = encode_with_progress(&codebook, docs, progress)?;
     let kc = codebook.num_centroids();
     let (ivf_lengths, ivf) = SegmentData::build_ivf(&docs.lens, &codes, kc);
     let segment = SegmentData {
@@ -170,6 +153,15 @@ pub(crate) fn encode_docs(
     codebook: &Codebook,
     docs: &FlatDocs<'_>,
 ) -> Result<(Vec<u32>, Vec<u8>), Error> {
+    encode_with_progress(codebook, docs, &mut |_| {})
+}
+
+/// [`encode_docs`], reporting [`Stage::Encoding`] after every chunk.
+fn encode_with_progress(
+    codebook: &Codebook,
+    docs: &FlatDocs<'_>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Vec<u32>, Vec<u8>), Error> {
     let dim = docs.dim;
     let total_tokens = docs.num_tokens();
     let packed_len = codebook.nbits().packed_len(dim);
@@ -184,6 +176,11 @@ pub(crate) fn encode_docs(
         codes.extend_from_slice(&c.codes);
         residuals.extend_from_slice(&c.residuals);
         done = end;
+        progress(Progress {
+            stage: Stage::Encoding,
+            done: done as u64,
+            total: total_tokens as u64,
+        });
     }
     Ok((codes, residuals))
 }
