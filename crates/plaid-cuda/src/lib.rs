@@ -1,15 +1,47 @@
-//! CUDA backend for plaid.
+//! CUDA backend for plaid: GPU k-means, residual encoding and batched PLAID
+//! search.
 //!
-//! This crate is a placeholder: it is outside the workspace's default members so
-//! that nothing in a normal build needs CUDA. The GPU kernels (index building and
-//! batched search on cudarc) will implement `plaid-search`'s backend interface here.
+//! Nothing CUDA is needed to build this crate: the driver, NVRTC and cuBLAS
+//! libraries are loaded at run time (cudarc's dynamic loading, pinned to the
+//! CUDA 13.0 bindings), and the kernels in `src/kernels/plaid.cu` are
+//! compiled by NVRTC when a [`Device`] is opened. On a machine without a GPU,
+//! [`available`] and [`Device::open`] return [`Unavailable`] instead of
+//! panicking, so callers can fall back to the CPU.
 //!
-//! Application authors should use the `plaid` facade with its `cuda` feature once
-//! that feature exists.
-#![forbid(unsafe_code)]
+//! Application authors should use the `plaid` facade with its `cuda` feature
+//! (`--device cuda|auto` in the CLI). Use this crate directly to run single
+//! steps on the GPU:
+//! - [`Device::nearest_by_dot`] / [`Device::nearest_by_l2`]: assignment by an
+//!   f16 GEMM (cuBLAS, f32 output) and an argmax kernel that rescores the two
+//!   best centroids in f32; [`GpuAssigner`] plugs it into
+//!   [`plaid_kmeans::fit_with`].
+//! - [`Device::compress`]: codes and packed residuals, byte-compatible with
+//!   [`plaid_codec::Codebook::compress`].
+//! - [`GpuIndex`]: a searchable copy of an index's segments on the device,
+//!   with batched PLAID search and an exhaustive MaxSim mode.
+//!
+//! # Agreement with the CPU path
+//! Codes equal the CPU's except on near-ties: the two best centroids by the
+//! f16 GEMM are rescored in f32, so a code differs only when the CPU's best
+//! is not among the f16 top two or the f32 rescoring of two centroids is
+//! within rounding of a tie. Search runs the same stages with f32 scores
+//! where the CPU's approximate stage uses an 8-bit table, so the documents
+//! sent to exact scoring can differ at the margin.
+//!
+//! # Crate features
+//! None.
 
-/// Whether this build of `plaid-cuda` contains any GPU kernels (it does not yet).
-pub const HAS_KERNELS: bool = false;
+mod assign;
+mod device;
+mod encode;
+mod error;
+mod ffi;
+mod search;
 
-/// The CPU search crate this backend will plug into, re-exported for version matching.
-pub use plaid_search;
+#[cfg(test)]
+mod gpu_tests;
+
+pub use assign::GpuAssigner;
+pub use device::{Device, DeviceInfo, available, compile_kernels};
+pub use error::{Error, Unavailable};
+pub use search::{GpuIndex, GpuSearchProfile, MAX_DIM, MAX_QUERY_TOKENS};

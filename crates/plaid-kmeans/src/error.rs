@@ -61,6 +61,14 @@ pub enum Error {
     /// `KMeansConfig::max_points_per_centroid` is zero, which would leave no sample.
     #[error("max_points_per_centroid must be at least 1")]
     ZeroMaxPointsPerCentroid,
+    /// An assigner passed to [`crate::fit_with`] returned a label that names no centroid.
+    #[error("assigner returned label {label}, but there are only {k} centroids")]
+    LabelOutOfRange {
+        /// The label.
+        label: u32,
+        /// The number of centroids.
+        k: usize,
+    },
 }
 
 /// Number of rows in `data` viewed as `dim`-wide rows.

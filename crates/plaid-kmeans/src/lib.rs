@@ -57,7 +57,7 @@ pub mod reference;
 
 pub use assign::{nearest_by_dot, nearest_by_l2};
 pub use error::Error;
-pub use lloyd::fit;
+pub use lloyd::{Assigner, FitWithError, fit, fit_with};
 
 /// Settings for [`fit`]. Build with [`KMeansConfig::new`] and change fields as needed.
 #[derive(Debug, Clone, PartialEq)]

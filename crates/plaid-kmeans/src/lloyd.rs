@@ -35,20 +35,138 @@ use crate::{KMeans, KMeansConfig};
 /// - [`Error::NonFinite`] naming the first row holding NaN or an infinity.
 pub fn fit(data: &[f32], dim: usize, config: &KMeansConfig) -> Result<KMeans, Error> {
     let n = check_fit(data, dim, config)?;
-    let k = config.k;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let cap = k.saturating_mul(config.max_points_per_centroid);
-    let points = if n > cap {
+    let points = sample_points(data, dim, n, config, &mut rng);
+    lloyd(&points, dim, config, rng, &mut |points, centroids, norms, labels| {
+        assign(points, centroids, Some(norms), labels, Blocks::DEFAULT);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .map_err(|e| match e {
+        FitWithError::KMeans(e) => e,
+        FitWithError::Assigner(never) => match never {},
+    })
+}
+
+/// Nearest-centroid assignment in squared L2 distance, supplied by the
+/// caller of [`fit_with`] (for example a GPU).
+///
+/// [`fit_with`] calls [`Assigner::load_points`] once with the training
+/// sample, then [`Assigner::assign_l2`] once per Lloyd iteration.
+pub trait Assigner {
+    /// The assigner's own error.
+    type Error;
+    /// Receives the training points (`m × dim`, row-major), once.
+    ///
+    /// # Errors
+    /// Whatever the assigner cannot do (out of memory, say).
+    fn load_points(&mut self, points: &[f32], dim: usize) -> Result<(), Self::Error>;
+    /// Writes into `labels[i]` the index of the centroid nearest in squared
+    /// L2 distance to loaded point `i` (`centroids` is `k × dim`, `norms` its
+    /// squared row norms). Ties should go to the lowest index, as in
+    /// [`crate::nearest_by_l2`].
+    ///
+    /// # Errors
+    /// Whatever the assigner cannot do.
+    fn assign_l2(
+        &mut self,
+        centroids: &[f32],
+        norms: &[f32],
+        labels: &mut [u32],
+    ) -> Result<(), Self::Error>;
+}
+
+/// An error of [`fit_with`]: from the inputs, or from the caller's assigner.
+#[derive(Debug)]
+pub enum FitWithError<E> {
+    /// The inputs were refused (as by [`fit`]).
+    KMeans(Error),
+    /// The assigner failed.
+    Assigner(E),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for FitWithError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FitWithError::KMeans(e) => write!(f, "{e}"),
+            FitWithError::Assigner(e) => write!(f, "assigner failed: {e}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for FitWithError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FitWithError::KMeans(e) => Some(e),
+            FitWithError::Assigner(e) => Some(e),
+        }
+    }
+}
+
+/// [`fit`] with the assignment step done by `assigner`: the same sample,
+/// initialisation, mean updates, reseeding and normalisation (all on the
+/// CPU, in the same order), so with an exact assigner the result is
+/// [`fit`]'s. The sample is gathered into one contiguous buffer first.
+///
+/// # Errors
+/// [`FitWithError::KMeans`] for the input errors of [`fit`];
+/// [`FitWithError::Assigner`] when the assigner fails.
+pub fn fit_with<A: Assigner>(
+    data: &[f32],
+    dim: usize,
+    config: &KMeansConfig,
+    assigner: &mut A,
+) -> Result<KMeans, FitWithError<A::Error>> {
+    let n = check_fit(data, dim, config).map_err(FitWithError::KMeans)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let sampled = sample_points(data, dim, n, config, &mut rng);
+    let mut gathered = Vec::with_capacity(sampled.len() * dim);
+    for i in 0..sampled.len() {
+        gathered.extend_from_slice(sampled.row(i));
+    }
+    drop(sampled);
+    assigner
+        .load_points(&gathered, dim)
+        .map_err(FitWithError::Assigner)?;
+    let points = Points::all(&gathered, dim);
+    lloyd(&points, dim, config, rng, &mut |_, centroids, norms, labels| {
+        assigner.assign_l2(centroids, norms, labels)
+    })
+}
+
+/// Step 1 of [`fit`]: all rows, or `k · max_points_per_centroid` of them
+/// chosen at random and sorted.
+fn sample_points<'a>(
+    data: &'a [f32],
+    dim: usize,
+    n: usize,
+    config: &KMeansConfig,
+    rng: &mut ChaCha8Rng,
+) -> Points<'a> {
+    let cap = config.k.saturating_mul(config.max_points_per_centroid);
+    if n > cap {
         let mut index: Vec<usize> = (0..n).collect();
-        index.shuffle(&mut rng);
+        index.shuffle(rng);
         index.truncate(cap);
         index.sort_unstable();
         Points::subset(data, dim, index)
     } else {
         Points::all(data, dim)
-    };
-    let m = points.len();
+    }
+}
 
+/// A labelling step of [`lloyd`]: points, centroids, their squared norms, labels out.
+type AssignStep<'s, E> = dyn FnMut(&Points<'_>, &[f32], &[f32], &mut [u32]) -> Result<(), E> + 's;
+
+/// Steps 2–4 of [`fit`] on the sampled `points`.
+fn lloyd<E>(
+    points: &Points<'_>,
+    dim: usize,
+    config: &KMeansConfig,
+    mut rng: ChaCha8Rng,
+    assign_step: &mut AssignStep<'_, E>,
+) -> Result<KMeans, FitWithError<E>> {
+    let k = config.k;
+    let m = points.len();
     let mut centroids = Vec::with_capacity(k * dim);
     for i in rand::seq::index::sample(&mut rng, m, k) {
         centroids.extend_from_slice(points.row(i));
@@ -60,14 +178,11 @@ pub fn fit(data: &[f32], dim: usize, config: &KMeansConfig) -> Result<KMeans, Er
     let mut reseeded = 0;
     for _ in 0..config.max_iters {
         let norms = squared_norms(&centroids, dim);
-        assign(
-            &points,
-            &centroids,
-            Some(&norms),
-            &mut labels,
-            Blocks::DEFAULT,
-        );
-        let empty = update_means(&points, &labels, dim, &mut next);
+        assign_step(points, &centroids, &norms, &mut labels).map_err(FitWithError::Assigner)?;
+        if let Some(&bad) = labels.iter().find(|&&l| l as usize >= k) {
+            return Err(FitWithError::KMeans(Error::LabelOutOfRange { label: bad, k }));
+        }
+        let empty = update_means(points, &labels, dim, &mut next);
         for &j in &empty {
             let r = rng.random_range(0..m);
             next[j * dim..(j + 1) * dim].copy_from_slice(points.row(r));

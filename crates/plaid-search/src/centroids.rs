@@ -137,22 +137,7 @@ pub(crate) fn probe(
     let mut depth = n_probe.saturating_mul(2).min(k);
     loop {
         let lists = ranked_all(st, nq, stride, depth);
-        probed.iter_mut().for_each(|p| *p = false);
-        let mut count = 0;
-        'fill: for r in 0..depth {
-            for list in &lists {
-                if let Some(&c) = list.get(r) {
-                    let p = &mut probed[c as usize];
-                    if !*p {
-                        *p = true;
-                        count += 1;
-                        if count == budget {
-                            break 'fill;
-                        }
-                    }
-                }
-            }
-        }
+        let count = fill_round_robin(&lists, depth, budget, &mut probed);
         if count == budget || depth >= budget.min(k) {
             break;
         }
@@ -167,6 +152,65 @@ pub(crate) fn probe(
                 }
             }
         }
+    }
+    probed
+}
+
+/// Marks centroids round-robin over the tokens' ranked `lists` (ranks below
+/// `depth`), skipping repeats, until `budget` are marked; returns how many
+/// were. `probed` is cleared first.
+fn fill_round_robin<L: AsRef<[u32]>>(
+    lists: &[L],
+    depth: usize,
+    budget: usize,
+    probed: &mut [bool],
+) -> usize {
+    probed.iter_mut().for_each(|p| *p = false);
+    let mut count = 0;
+    for r in 0..depth {
+        for list in lists {
+            if let Some(p) = list.as_ref().get(r).and_then(|&c| probed.get_mut(c as usize))
+                && !*p
+            {
+                *p = true;
+                count += 1;
+                if count == budget {
+                    return count;
+                }
+            }
+        }
+    }
+    count
+}
+
+/// The probing rule of the search pipeline (see [`crate::Searcher::search`])
+/// applied to precomputed ranked lists: `lists[q]` holds query token `q`'s
+/// best centroids, best first, ties to the lower id (for example from a
+/// GPU). Each token gets `n_probe` distinct centroids, taken round-robin by
+/// rank; the rank depth starts at `2 · n_probe` and doubles while the budget
+/// is not met, as on the CPU. Lists shorter than the depth the CPU would
+/// reach give fewer centroids; ids `≥ num_centroids` are ignored. Returns a
+/// flag per centroid.
+pub fn probe_from_lists<L: AsRef<[u32]>>(
+    lists: &[L],
+    n_probe: usize,
+    num_centroids: usize,
+) -> Vec<bool> {
+    let k = num_centroids;
+    let mut probed = vec![false; k];
+    let nq = lists.len();
+    if k == 0 || nq == 0 {
+        return probed;
+    }
+    let budget = n_probe.saturating_mul(nq).min(k);
+    let longest = lists.iter().map(|l| l.as_ref().len()).max().unwrap_or(0);
+    let mut depth = n_probe.saturating_mul(2).min(k);
+    loop {
+        let count = fill_round_robin(lists, depth, budget, &mut probed);
+        if count == budget || depth >= budget.min(k) || depth >= longest {
+            break;
+        }
+        depth = depth.saturating_mul(2).min(budget).min(k);
     }
     probed
 }
@@ -192,6 +236,29 @@ mod tests {
         // again (token 1, skipped); rank 2: token 0's c0 (taken), token 1's c3.
         // Then the threshold drops c2 (best 0.5) and c3 (best 0.3).
         assert_eq!(p, vec![true, true, false, false]);
+    }
+
+    #[test]
+    fn probe_from_lists_matches_probe() {
+        // Random scores with many duplicated tokens, so depth doubling runs.
+        let (nq, k) = (6, 200);
+        let mut st = Vec::new();
+        for c in 0..k {
+            for q in 0..nq {
+                let base = ((c * 7919 + (q % 2) * 104_729) % 1000) as f32;
+                st.push(base / 1000.0);
+            }
+        }
+        for n_probe in [1, 3, 8, 40] {
+            let want = probe(&st, nq, nq, n_probe, None);
+            let lists = ranked_all(&st, nq, nq, k);
+            assert_eq!(probe_from_lists(&lists, n_probe, k), want, "n_probe {n_probe}");
+        }
+        // Short lists give at most what they hold.
+        let lists = vec![vec![3u32, 9], vec![3, 500]];
+        let p = probe_from_lists(&lists, 4, 10);
+        let chosen: Vec<usize> = (0..10).filter(|&c| p[c]).collect();
+        assert_eq!(chosen, vec![3, 9]);
     }
 
     #[test]

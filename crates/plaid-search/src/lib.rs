@@ -71,8 +71,9 @@ pub mod reference;
 mod searcher;
 mod view;
 
+pub use centroids::probe_from_lists;
 pub use error::Error;
 pub use kernels::Kernel;
 pub use params::SearchParams;
-pub use searcher::{FilterPlan, Hits, Searcher, StageProfile};
+pub use searcher::{DocRef, FilterPlan, Hits, Searcher, StageProfile};
 pub use view::{CodesView, IvfView, SegmentParts, SegmentView};

@@ -46,6 +46,15 @@ struct Cand {
     local: u32,
 }
 
+/// A document by position: segment index and segment-local index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DocRef {
+    /// Index of the segment in the searcher.
+    pub segment: u32,
+    /// Segment-local document index.
+    pub local: u32,
+}
+
 /// Tokens per exact-scoring group: large enough for an efficient GEMM, small
 /// enough that the group's decompressed vectors (`tokens × dim` floats) and
 /// scores stay in L2 cache.
@@ -212,6 +221,34 @@ impl<'a> Searcher<'a> {
     /// The kernel in use.
     pub fn kernel(&self) -> Kernel {
         self.kernel
+    }
+
+    /// The codebook the segments are encoded with.
+    pub fn codebook(&self) -> &'a Codebook {
+        self.codebook
+    }
+
+    /// The segments searched, in order.
+    pub fn segments(&self) -> &[SegmentView<'a>] {
+        &self.segments
+    }
+
+    /// The live documents that hold a token of a centroid flagged in
+    /// `probed` (stage 3 of the pipeline), per segment in ascending local
+    /// order: for backends that run the other stages elsewhere.
+    ///
+    /// # Errors
+    /// [`Error::IvfOutOfRange`] when an inverted list names a document the
+    /// segment does not have.
+    pub fn probed_docs(&self, probed: &[bool]) -> Result<Vec<DocRef>, Error> {
+        Ok(self
+            .candidates(probed)?
+            .into_iter()
+            .map(|c| DocRef {
+                segment: c.segment,
+                local: c.local,
+            })
+            .collect())
     }
 
     /// Number of live documents over all segments.

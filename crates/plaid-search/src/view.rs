@@ -207,6 +207,26 @@ impl<'a> SegmentView<'a> {
         })
     }
 
+    /// Stable ids of the stored documents, ascending.
+    pub fn doc_ids(&self) -> &'a [u32] {
+        self.doc_ids
+    }
+
+    /// Token offsets: document `i` holds tokens `doc_offsets[i]..doc_offsets[i + 1]`.
+    pub fn doc_offsets(&self) -> &'a [u64] {
+        self.doc_offsets
+    }
+
+    /// Centroid code of every token.
+    pub fn codes(&self) -> CodesView<'a> {
+        self.codes
+    }
+
+    /// Packed residual rows of every token, row-major.
+    pub fn residuals(&self) -> &'a [u8] {
+        self.residuals
+    }
+
     /// Number of documents stored in the segment (live or not).
     #[inline]
     pub fn num_docs(&self) -> usize {
