@@ -37,10 +37,16 @@ pub fn fit(data: &[f32], dim: usize, config: &KMeansConfig) -> Result<KMeans, Er
     let n = check_fit(data, dim, config)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let points = sample_points(data, dim, n, config, &mut rng);
-    lloyd(&points, dim, config, rng, &mut |points, centroids, norms, labels| {
-        assign(points, centroids, Some(norms), labels, Blocks::DEFAULT);
-        Ok::<(), std::convert::Infallible>(())
-    })
+    lloyd(
+        &points,
+        dim,
+        config,
+        rng,
+        &mut |points, centroids, norms, labels| {
+            assign(points, centroids, Some(norms), labels, Blocks::DEFAULT);
+            Ok::<(), std::convert::Infallible>(())
+        },
+    )
     .map_err(|e| match e {
         FitWithError::KMeans(e) => e,
         FitWithError::Assigner(never) => match never {},
@@ -128,9 +134,13 @@ pub fn fit_with<A: Assigner>(
         .load_points(&gathered, dim)
         .map_err(FitWithError::Assigner)?;
     let points = Points::all(&gathered, dim);
-    lloyd(&points, dim, config, rng, &mut |_, centroids, norms, labels| {
-        assigner.assign_l2(centroids, norms, labels)
-    })
+    lloyd(
+        &points,
+        dim,
+        config,
+        rng,
+        &mut |_, centroids, norms, labels| assigner.assign_l2(centroids, norms, labels),
+    )
 }
 
 /// Step 1 of [`fit`]: all rows, or `k · max_points_per_centroid` of them
@@ -180,7 +190,10 @@ fn lloyd<E>(
         let norms = squared_norms(&centroids, dim);
         assign_step(points, &centroids, &norms, &mut labels).map_err(FitWithError::Assigner)?;
         if let Some(&bad) = labels.iter().find(|&&l| l as usize >= k) {
-            return Err(FitWithError::KMeans(Error::LabelOutOfRange { label: bad, k }));
+            return Err(FitWithError::KMeans(Error::LabelOutOfRange {
+                label: bad,
+                k,
+            }));
         }
         let empty = update_means(points, &labels, dim, &mut next);
         for &j in &empty {

@@ -169,7 +169,10 @@ fn fill_round_robin<L: AsRef<[u32]>>(
     let mut count = 0;
     for r in 0..depth {
         for list in lists {
-            if let Some(p) = list.as_ref().get(r).and_then(|&c| probed.get_mut(c as usize))
+            if let Some(p) = list
+                .as_ref()
+                .get(r)
+                .and_then(|&c| probed.get_mut(c as usize))
                 && !*p
             {
                 *p = true;
@@ -252,7 +255,11 @@ mod tests {
         for n_probe in [1, 3, 8, 40] {
             let want = probe(&st, nq, nq, n_probe, None);
             let lists = ranked_all(&st, nq, nq, k);
-            assert_eq!(probe_from_lists(&lists, n_probe, k), want, "n_probe {n_probe}");
+            assert_eq!(
+                probe_from_lists(&lists, n_probe, k),
+                want,
+                "n_probe {n_probe}"
+            );
         }
         // Short lists give at most what they hold.
         let lists = vec![vec![3u32, 9], vec![3, 500]];

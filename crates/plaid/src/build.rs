@@ -1,5 +1,6 @@
 //! Building a new index: sample, train the codebook, encode, write.
 
+use crate::device::Backend;
 use crate::docs::FlatDocs;
 use crate::{Error, IndexConfig};
 use plaid_codec::Codebook;
@@ -41,6 +42,10 @@ pub struct Progress {
 /// gives progress events at a useful rate.
 const ENCODE_CHUNK_TOKENS: usize = 1 << 16;
 
+/// Rows per encoding chunk on a GPU (fewer, larger transfers).
+#[cfg(feature = "cuda")]
+const GPU_ENCODE_CHUNK_TOKENS: usize = 1 << 20;
+
 /// Largest held-out set for codec training (next-plaid's cap).
 const MAX_HELDOUT_TOKENS: usize = 50_000;
 
@@ -51,6 +56,7 @@ pub(crate) fn build_segment(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Codebook, SegmentData), Error> {
     let nbits = config.validate()?;
+    let backend = Backend::open(config.device)?;
     let n = docs.num_docs();
     let dim = docs.dim;
     let total_tokens = docs.num_tokens();
@@ -88,7 +94,7 @@ pub(crate) fn build_segment(
     km.max_iters = config.kmeans_iters;
     km.seed = config.seed;
     km.max_points_per_centroid = config.max_points_per_centroid;
-    let centroids = plaid_kmeans::fit(&sample, dim, &km)?.into_centroids();
+    let centroids = fit_kmeans(&backend, &sample, dim, &km)?;
     drop(sample);
     progress(Progress {
         stage: Stage::Kmeans,
@@ -133,7 +139,7 @@ pub(crate) fn build_segment(
     });
 
     // Encode in chunks so progress is visible and memory stays bounded.
-    let (codes, residuals) = encode_with_progress(&codebook, docs, progress)?;
+    let (codes, residuals) = encode_with_progress(&backend, &codebook, docs, progress)?;
     let kc = codebook.num_centroids();
     let (ivf_lengths, ivf) = SegmentData::build_ivf(&docs.lens, &codes, kc);
     let segment = SegmentData {
@@ -153,11 +159,47 @@ pub(crate) fn encode_docs(
     codebook: &Codebook,
     docs: &FlatDocs<'_>,
 ) -> Result<(Vec<u32>, Vec<u8>), Error> {
-    encode_with_progress(codebook, docs, &mut |_| {})
+    encode_with_progress(&Backend::Cpu, codebook, docs, &mut |_| {})
+}
+
+/// k-means on the backend: the CPU's [`plaid_kmeans::fit`], or the same
+/// recipe with the assignment step on the GPU.
+fn fit_kmeans(
+    backend: &Backend,
+    sample: &[f32],
+    dim: usize,
+    km: &plaid_kmeans::KMeansConfig,
+) -> Result<Vec<f32>, Error> {
+    match backend {
+        Backend::Cpu => Ok(plaid_kmeans::fit(sample, dim, km)?.into_centroids()),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda(dev) => {
+            let mut assigner = plaid_cuda::GpuAssigner::new(dev);
+            match plaid_kmeans::fit_with(sample, dim, km, &mut assigner) {
+                Ok(m) => Ok(m.into_centroids()),
+                Err(plaid_kmeans::FitWithError::KMeans(e)) => Err(e.into()),
+                Err(plaid_kmeans::FitWithError::Assigner(e)) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// One chunk's codes and residuals on the backend.
+fn compress_chunk(
+    backend: &Backend,
+    codebook: &Codebook,
+    view: EmbeddingsView<'_>,
+) -> Result<plaid_codec::Compressed, Error> {
+    match backend {
+        Backend::Cpu => Ok(codebook.compress(view)?),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda(dev) => Ok(dev.compress(codebook, view)?),
+    }
 }
 
 /// [`encode_docs`], reporting [`Stage::Encoding`] after every chunk.
 fn encode_with_progress(
+    backend: &Backend,
     codebook: &Codebook,
     docs: &FlatDocs<'_>,
     progress: &mut dyn FnMut(Progress),
@@ -168,11 +210,19 @@ fn encode_with_progress(
     let mut codes = Vec::with_capacity(total_tokens);
     let mut residuals = Vec::with_capacity(total_tokens * packed_len);
     let mut done = 0usize;
+    #[cfg(feature = "cuda")]
+    let chunk = if backend.is_gpu() {
+        GPU_ENCODE_CHUNK_TOKENS
+    } else {
+        ENCODE_CHUNK_TOKENS
+    };
+    #[cfg(not(feature = "cuda"))]
+    let chunk = ENCODE_CHUNK_TOKENS;
     while done < total_tokens {
-        let end = (done + ENCODE_CHUNK_TOKENS).min(total_tokens);
+        let end = (done + chunk).min(total_tokens);
         let view = EmbeddingsView::try_new(&docs.data[done * dim..end * dim], dim)
             .map_err(|_| Error::NoDocuments)?;
-        let c = codebook.compress(view)?;
+        let c = compress_chunk(backend, codebook, view)?;
         codes.extend_from_slice(&c.codes);
         residuals.extend_from_slice(&c.residuals);
         done = end;

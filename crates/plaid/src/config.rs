@@ -1,6 +1,6 @@
 //! Index configuration.
 
-use crate::Error;
+use crate::{Device, Error};
 use plaid_codec::{Nbits, QuantizerKind};
 
 /// How to build an index. The defaults follow ColBERT and next-plaid
@@ -24,6 +24,8 @@ pub struct IndexConfig {
     pub sample_docs: Option<usize>,
     /// Residual quantiser.
     pub quantizer: QuantizerKind,
+    /// Where k-means assignment and encoding run (default: the CPU).
+    pub device: Device,
 }
 
 impl Default for IndexConfig {
@@ -36,6 +38,7 @@ impl Default for IndexConfig {
             max_points_per_centroid: 256,
             sample_docs: None,
             quantizer: QuantizerKind::PerDim,
+            device: Device::Cpu,
         }
     }
 }
@@ -62,6 +65,12 @@ impl IndexConfig {
     /// Sets the quantiser kind.
     pub fn quantizer(mut self, kind: QuantizerKind) -> Self {
         self.quantizer = kind;
+        self
+    }
+
+    /// Sets the build device.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
         self
     }
 

@@ -97,6 +97,24 @@ pub enum Error {
         /// Metadata entries given.
         entries: usize,
     },
+    /// The device asked for cannot be used.
+    #[error("device {device} is unavailable: {reason}")]
+    DeviceUnavailable {
+        /// The device asked for.
+        device: &'static str,
+        /// Why (from the driver or this build).
+        reason: String,
+    },
+    /// A device name that is none of `cpu`, `cuda`, `auto`.
+    #[error("unknown device {name:?} (expected cpu, cuda or auto)")]
+    UnknownDevice {
+        /// The name given.
+        name: String,
+    },
+    /// From `plaid-cuda`.
+    #[cfg(feature = "cuda")]
+    #[error(transparent)]
+    Cuda(#[from] plaid_cuda::Error),
     /// From `plaid-meta`.
     #[error(transparent)]
     Meta(#[from] plaid_meta::Error),

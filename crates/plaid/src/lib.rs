@@ -29,10 +29,14 @@
 //! # Crate features
 //! - `cli` (default): the `plaid` binary (clap, anyhow, indicatif). Library
 //!   users can turn it off with `default-features = false`.
+//! - `cuda`: GPU index building ([`IndexConfig::device`], `--device` in the
+//!   CLI) and GPU search (the [`cuda`] re-export of `plaid-cuda`). Builds
+//!   without CUDA installed; the libraries are loaded at run time.
 #![forbid(unsafe_code)]
 
 mod build;
 mod config;
+mod device;
 mod docs;
 mod error;
 mod grow;
@@ -44,6 +48,7 @@ mod writer;
 
 pub use build::{Progress, Stage};
 pub use config::IndexConfig;
+pub use device::Device;
 pub use docs::Documents;
 pub use error::Error;
 pub use index::{CompactionPolicy, Index};
@@ -56,6 +61,8 @@ pub use snapshot::Snapshot;
 pub use writer::CompactReport;
 
 pub use plaid_codec as codec;
+#[cfg(feature = "cuda")]
+pub use plaid_cuda as cuda;
 pub use plaid_kmeans as kmeans;
 pub use plaid_meta as meta;
 pub use plaid_search as search;

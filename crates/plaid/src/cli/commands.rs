@@ -71,7 +71,8 @@ fn index(a: IndexArgs) -> Result<()> {
     let mut config = IndexConfig::default()
         .nbits(a.nbits)
         .seed(a.seed)
-        .num_centroids(a.num_centroids);
+        .num_centroids(a.num_centroids)
+        .device(a.device.parse()?);
     config.quantizer = quantizer(&a.quantizer)?;
     let docs = Documents::Flat {
         data: &data,
@@ -126,7 +127,7 @@ fn search(a: SearchArgs) -> Result<()> {
     let index = Index::open(&a.dir)?;
     let load_s = t0.elapsed().as_secs_f64();
     let (qdata, dim) = read_matrix(&a.queries)?;
-    let qlens = read_lengths(&a.query_lens)?;
+    let mut qlens = read_lengths(&a.query_lens)?;
     let total: usize = qlens.iter().sum();
     if total * dim != qdata.len() {
         bail!(
@@ -134,6 +135,9 @@ fn search(a: SearchArgs) -> Result<()> {
             a.queries.display(),
             qdata.len() / dim.max(1)
         );
+    }
+    if let Some(m) = a.max_queries {
+        qlens.truncate(m);
     }
     let mut views = Vec::with_capacity(qlens.len());
     let mut off = 0;
@@ -152,56 +156,32 @@ fn search(a: SearchArgs) -> Result<()> {
     if filter.is_some() && (a.exhaustive || a.batch || a.profile) {
         bail!("--filter cannot be combined with --exhaustive, --batch or --profile");
     }
-    let run_one = |q: &ArrayView2<'_, f32>| -> Result<Hits> {
-        if let Some(f) = &filter {
-            Ok(index.search_filtered(q.view(), &params, f)?)
-        } else if a.exhaustive {
-            Ok(index.exhaustive(q.view(), a.k)?)
-        } else {
-            Ok(index.search(q.view(), &params)?)
+    let device: plaid::Device = a.device.parse()?;
+    #[cfg(feature = "cuda")]
+    let gpu = super::gpu::open(device, filter.is_some())?;
+    #[cfg(not(feature = "cuda"))]
+    if device == plaid::Device::Cuda {
+        return Err(plaid::Error::DeviceUnavailable {
+            device: "cuda",
+            reason: "this build of plaid lacks the `cuda` feature".into(),
         }
+        .into());
+    }
+    #[cfg(feature = "cuda")]
+    let runs = match &gpu {
+        Some(dev) => super::gpu::run(&a, &index, &views, &params, dev)?,
+        None => run_cpu(&a, &index, &views, &params, filter.as_ref())?,
     };
-    // Warm-up pass (also the results we write).
-    let mut results = Vec::with_capacity(views.len());
-    for (i, q) in views.iter().enumerate() {
-        results.push(run_one(q).with_context(|| format!("query {i}"))?);
-    }
-    let mut latencies = Vec::with_capacity(views.len() * a.repeats.max(1));
-    let mut pass_qps = Vec::new();
-    for _ in 0..a.repeats.max(1) {
-        let pass = Instant::now();
-        for q in &views {
-            let t = Instant::now();
-            run_one(q)?;
-            latencies.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        pass_qps.push(views.len() as f64 / pass.elapsed().as_secs_f64());
-    }
-    pass_qps.sort_by(f64::total_cmp);
-    let qps = pass_qps[pass_qps.len() / 2];
-    latencies.sort_by(f64::total_cmp);
-    let mut batch_qps = None;
-    if a.batch && !a.exhaustive {
-        let mut passes = Vec::new();
-        for _ in 0..a.repeats.max(1) {
-            let t = Instant::now();
-            let batch = index.search_batch(&views, &params)?;
-            passes.push(views.len() as f64 / t.elapsed().as_secs_f64());
-            if batch != results {
-                bail!("batch results differ from one-at-a-time results");
-            }
-        }
-        passes.sort_by(f64::total_cmp);
-        batch_qps = Some(passes[passes.len() / 2]);
-    }
-    let mut profile = None;
-    if a.profile && !a.exhaustive {
-        let mut sum = StageProfile::default();
-        for q in &views {
-            sum += index.search_profiled(q.view(), &params)?.1;
-        }
-        profile = Some(profile_json(&sum));
-    }
+    #[cfg(not(feature = "cuda"))]
+    let runs = run_cpu(&a, &index, &views, &params, filter.as_ref())?;
+    let Runs {
+        results,
+        latencies,
+        qps,
+        batch_qps,
+        profile,
+        kernel,
+    } = runs;
     let k = a.k;
     if let Some(path) = &a.output {
         let mut ids = vec![-1i64; results.len() * k];
@@ -233,7 +213,7 @@ fn search(a: SearchArgs) -> Result<()> {
         "batch_qps": batch_qps,
         "exhaustive": a.exhaustive,
         "filter": a.filter.filter,
-        "kernel": index.snapshot().searcher()?.kernel().name(),
+        "kernel": kernel,
         "peak_rss_kb": peak_rss_kb(),
         "profile": profile,
     });
@@ -249,6 +229,88 @@ fn search(a: SearchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What a search pass measured.
+pub(super) struct Runs {
+    pub(super) results: Vec<Hits>,
+    /// Per-query milliseconds, sorted.
+    pub(super) latencies: Vec<f64>,
+    pub(super) qps: f64,
+    pub(super) batch_qps: Option<f64>,
+    pub(super) profile: Option<serde_json::Value>,
+    pub(super) kernel: String,
+}
+
+/// Median of `v` (sorted in place).
+pub(super) fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn run_cpu(
+    a: &SearchArgs,
+    index: &Index,
+    views: &[ArrayView2<'_, f32>],
+    params: &SearchParams,
+    filter: Option<&Filter>,
+) -> Result<Runs> {
+    let run_one = |q: &ArrayView2<'_, f32>| -> Result<Hits> {
+        if let Some(f) = filter {
+            Ok(index.search_filtered(q.view(), params, f)?)
+        } else if a.exhaustive {
+            Ok(index.exhaustive(q.view(), a.k)?)
+        } else {
+            Ok(index.search(q.view(), params)?)
+        }
+    };
+    // Warm-up pass (also the results we write).
+    let mut results = Vec::with_capacity(views.len());
+    for (i, q) in views.iter().enumerate() {
+        results.push(run_one(q).with_context(|| format!("query {i}"))?);
+    }
+    let mut latencies = Vec::with_capacity(views.len() * a.repeats.max(1));
+    let mut pass_qps = Vec::new();
+    for _ in 0..a.repeats.max(1) {
+        let pass = Instant::now();
+        for q in views {
+            let t = Instant::now();
+            run_one(q)?;
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        pass_qps.push(views.len() as f64 / pass.elapsed().as_secs_f64());
+    }
+    let qps = median(&mut pass_qps);
+    latencies.sort_by(f64::total_cmp);
+    let mut batch_qps = None;
+    if a.batch && !a.exhaustive {
+        let mut passes = Vec::new();
+        for _ in 0..a.repeats.max(1) {
+            let t = Instant::now();
+            let batch = index.search_batch(views, params)?;
+            passes.push(views.len() as f64 / t.elapsed().as_secs_f64());
+            if batch != results {
+                bail!("batch results differ from one-at-a-time results");
+            }
+        }
+        batch_qps = Some(median(&mut passes));
+    }
+    let mut profile = None;
+    if a.profile && !a.exhaustive {
+        let mut sum = StageProfile::default();
+        for q in views {
+            sum += index.search_profiled(q.view(), params)?.1;
+        }
+        profile = Some(profile_json(&sum));
+    }
+    Ok(Runs {
+        results,
+        latencies,
+        qps,
+        batch_qps,
+        profile,
+        kernel: index.snapshot().searcher()?.kernel().name().to_string(),
+    })
 }
 
 /// Mean milliseconds per query of each stage, and the mean work done.

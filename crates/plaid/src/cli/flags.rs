@@ -83,6 +83,10 @@ pub(crate) struct IndexArgs {
     /// JSON lines: one metadata object per document, in document order.
     #[arg(long)]
     pub(crate) metadata: Option<PathBuf>,
+    /// Where k-means and encoding run: cpu, cuda (fails without a GPU) or
+    /// auto (a GPU when one is usable, else the CPU).
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
     /// Print a one-line JSON summary as the last line.
     #[arg(long)]
     pub(crate) json: bool,
@@ -101,6 +105,9 @@ pub(crate) struct SearchArgs {
     /// Documents per query.
     #[arg(long, default_value_t = 10)]
     pub(crate) k: usize,
+    /// Search only the first N queries of the file.
+    #[arg(long)]
+    pub(crate) max_queries: Option<usize>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
@@ -135,6 +142,10 @@ pub(crate) struct SearchArgs {
     /// Drop probed centroids scoring below this for every query token.
     #[arg(long)]
     pub(crate) centroid_score_threshold: Option<f32>,
+    /// Where to search: cpu, cuda (fails without a GPU) or auto (a GPU when
+    /// one is usable, else the CPU).
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
     #[command(flatten)]
     pub(crate) filter: FilterArgs,
     /// Print a one-line JSON summary as the last line.

@@ -2,6 +2,8 @@
 
 mod commands;
 mod flags;
+#[cfg(feature = "cuda")]
+mod gpu;
 mod io;
 mod live;
 
