@@ -290,10 +290,7 @@ impl MetaStore {
     /// # Errors
     /// SQLite failures, and whatever `f` returns.
     pub fn read<T>(&self, f: impl FnOnce(&Self) -> Result<T, Error>) -> Result<T, Error> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(self.sql_err())?;
+        let tx = self.conn.unchecked_transaction().map_err(self.sql_err())?;
         let out = f(self)?;
         // Nothing was written; ending the transaction releases the lock.
         tx.rollback().map_err(self.sql_err())?;

@@ -344,10 +344,13 @@ fn read_only_open_recovers_an_interrupted_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let db = crash_image(dir.path());
     // Reading the damaged file as it is would be wrong; SQLite refuses it.
-    let raw = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
+    let raw =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let e = raw
-        .query_row("SELECT count(*) FROM plaid_meta_docs", [], |r| r.get::<_, i64>(0))
+        .query_row("SELECT count(*) FROM plaid_meta_docs", [], |r| {
+            r.get::<_, i64>(0)
+        })
         .unwrap_err();
     assert_eq!(
         e.sqlite_error().map(|f| f.extended_code),

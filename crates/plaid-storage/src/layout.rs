@@ -237,20 +237,20 @@ pub fn create_with<E: From<Error>>(
         .and_then(|m| {
             extra(&staging, &m)?;
             fsync_dir(&staging)?;
-        if dir.exists() {
-            // An empty directory: rename(2) replaces it atomically on POSIX.
-            fs::remove_dir(dir).map_err(|source| Error::Io {
+            if dir.exists() {
+                // An empty directory: rename(2) replaces it atomically on POSIX.
+                fs::remove_dir(dir).map_err(|source| Error::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            fs::rename(&staging, dir).map_err(|source| Error::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
-        }
-        fs::rename(&staging, dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        fsync_dir(&parent)?;
-        Ok(m)
-    });
+            fsync_dir(&parent)?;
+            Ok(m)
+        });
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
     }

@@ -95,9 +95,7 @@ impl Index {
             config,
             &mut |_| {},
             &mut |staging, manifest| {
-                let ids: Vec<DocId> = (0..metadata.len())
-                    .map(|i| DocId::new(i as u32))
-                    .collect();
+                let ids: Vec<DocId> = (0..metadata.len()).map(|i| DocId::new(i as u32)).collect();
                 let mut store = MetaStore::open_or_create(staging.join(plaid_meta::DB_FILE))?;
                 store.add(&ids, metadata, manifest.generation)?;
                 // Dropping closes the database (its journal is already gone:

@@ -26,6 +26,10 @@ use plaid_storage::layout::{CodesBuf, SegmentData, StoredCodes};
 use plaid_storage::live::{Commit, remove_files};
 use std::collections::BTreeMap;
 
+/// What [`Index::add_with`] runs just before its commit: given the new ids
+/// and the generation the commit will have.
+pub(crate) type BeforeCommit<'a> = dyn FnMut(&[DocId], u64) -> Result<(), Error> + 'a;
+
 /// What [`Index::compact`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -79,7 +83,7 @@ impl Index {
     pub(crate) fn add_with(
         &self,
         docs: Documents<'_>,
-        before_commit: &mut dyn FnMut(&[DocId], u64) -> Result<(), Error>,
+        before_commit: &mut BeforeCommit<'_>,
     ) -> Result<Vec<DocId>, Error> {
         // Bad input is refused before the lock is taken. The dimension never
         // changes (a rebuild keeps it); the codebook may, so encoding waits

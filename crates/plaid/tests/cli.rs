@@ -1033,7 +1033,13 @@ fn add_with_metadata_then_filter_and_delete() {
         "{line}"
     );
     let bad: String = (0..40)
-        .map(|i| if i == 7 { "[7]\n".to_owned() } else { format!("{}\n", doc_meta(i)) })
+        .map(|i| {
+            if i == 7 {
+                "[7]\n".to_owned()
+            } else {
+                format!("{}\n", doc_meta(i))
+            }
+        })
         .collect();
     std::fs::write(&more_meta, bad).unwrap();
     let line = error_line(&args);

@@ -245,7 +245,10 @@ fn add_with_metadata_stores_rows_for_the_new_ids() {
     let extra = more_docs(6);
     let objects: Vec<Json> = (N..N + 6).map(meta).collect();
     let ids = f.index.add_with_metadata(flat(&extra), &objects).unwrap();
-    assert_eq!(ids, (N as u32..N as u32 + 6).map(DocId::new).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        (N as u32..N as u32 + 6).map(DocId::new).collect::<Vec<_>>()
+    );
     let got = f.index.metadata(&ids).unwrap();
     for (m, want) in got.into_iter().zip(&objects) {
         assert_eq!(m.map(Json::Object).as_ref(), Some(want));
@@ -259,9 +262,7 @@ fn add_with_metadata_stores_rows_for_the_new_ids() {
     let base = more_docs(30);
     let plain = Index::create(flat(&base), tmp.path().join("p"), &IndexConfig::default()).unwrap();
     assert!(!plain.has_metadata());
-    let added = plain
-        .add_with_metadata(flat(&extra), &objects)
-        .unwrap();
+    let added = plain.add_with_metadata(flat(&extra), &objects).unwrap();
     assert!(plain.has_metadata());
     assert_eq!(ids_with_rows(&plain), added);
 }
@@ -274,7 +275,13 @@ fn rejects_bad_add_metadata_before_writing() {
     let short: Vec<Json> = (0..4).map(meta).collect();
     let e = f.index.add_with_metadata(flat(&extra), &short).unwrap_err();
     assert!(
-        matches!(e, Error::MetadataCount { docs: 5, entries: 4 }),
+        matches!(
+            e,
+            Error::MetadataCount {
+                docs: 5,
+                entries: 4
+            }
+        ),
         "{e}"
     );
     let mut bad: Vec<Json> = (0..5).map(meta).collect();
@@ -327,12 +334,22 @@ fn rows_of_an_interrupted_add_are_ignored_then_removed_by_the_next_writer() {
         let mut store =
             plaid::meta::MetaStore::open(f.index.dir().join(plaid::meta::DB_FILE)).unwrap();
         store
-            .add(&orphans, &vec![json!({"installed_size": 1}); 3], generation + 1)
+            .add(
+                &orphans,
+                &vec![json!({"installed_size": 1}); 3],
+                generation + 1,
+            )
             .unwrap();
     }
     // Readers never return them.
     assert_eq!(ids_with_rows(&f.index), f.index.doc_ids());
-    assert!(f.index.metadata(&orphans).unwrap().iter().all(Option::is_none));
+    assert!(
+        f.index
+            .metadata(&orphans)
+            .unwrap()
+            .iter()
+            .all(Option::is_none)
+    );
     let (hits, _) = f
         .index
         .search_filtered_with_plan(
@@ -341,7 +358,11 @@ fn rows_of_an_interrupted_add_are_ignored_then_removed_by_the_next_writer() {
             &Filter::new("installed_size = 1", vec![]),
         )
         .unwrap();
-    assert!(hits.ids.iter().all(|d| !orphans.contains(d)), "{:?}", hits.ids);
+    assert!(
+        hits.ids.iter().all(|d| !orphans.contains(d)),
+        "{:?}",
+        hits.ids
+    );
     // A plain add is given the same ids (the interrupted add consumed none)
     // and commits the same generation; the orphaned rows must not become
     // its documents' metadata.
@@ -366,7 +387,11 @@ fn repair_metadata_reports_the_rows_it_removed() {
         let mut store =
             plaid::meta::MetaStore::open(f.index.dir().join(plaid::meta::DB_FILE)).unwrap();
         store
-            .add(&orphans, &[json!({"x": 1}), json!({"x": 2})], generation + 1)
+            .add(
+                &orphans,
+                &[json!({"x": 1}), json!({"x": 2})],
+                generation + 1,
+            )
             .unwrap();
     }
     let report = f.index.repair_metadata().unwrap();
