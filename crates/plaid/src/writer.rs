@@ -66,6 +66,9 @@ impl Index {
     /// the codebook in the same commit (see [`Index::with_codebook_growth`]);
     /// existing segments are never rewritten.
     ///
+    /// The new documents get no metadata (they match no filter);
+    /// [`Index::add_with_metadata`] adds documents with theirs.
+    ///
     /// # Errors
     /// Bad input ([`Error::NoDocuments`], [`Error::EmptyDocument`],
     /// [`Error::DimMismatch`] when a document's dimension is not the index's,
