@@ -18,10 +18,13 @@
 //! crash can only leave rows for documents that are not live: metadata of
 //! new documents is written before the manifest that makes them live, and
 //! metadata of deleted documents is removed after the manifest that deletes
-//! them. So when the recorded generation differs from the manifest's,
-//! readers use only ids that are live in the index, and the next writer
-//! calls [`MetaStore::repair`], which deletes exactly the rows of ids that
-//! are not live and records the manifest generation.
+//! them, and metadata of new documents is stamped with the generation of
+//! the manifest that will make them live. So when the recorded generation
+//! equals the manifest's, every row belongs to a live document; when it
+//! differs, readers use only ids that are live in the index, and the next
+//! writer calls [`MetaStore::repair`], which deletes exactly the rows of ids
+//! that are not live and records the manifest generation. Readers read the
+//! generation and the rows in one transaction ([`MetaStore::read`]).
 
 use crate::filter::parse_quote_ident as quote_ident;
 use crate::{Error, Filter, KeyProblem, Value};
@@ -191,31 +194,63 @@ impl MetaStore {
     /// # Errors
     /// As [`MetaStore::open`]; writes through this handle fail with
     /// [`Error::Sqlite`].
+    ///
+    /// A writer killed inside a transaction leaves SQLite's journal next to
+    /// the database (a "hot journal"), which only a read-write connection
+    /// may roll back. When it finds one, this opens the database read-write
+    /// once so that SQLite restores the last committed state, then reopens
+    /// it read-only. That rollback is the only write a reader ever causes.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         if !path.is_file() {
             return Err(Error::Missing { path });
         }
+        match Self::open_read_only_once(&path) {
+            Err(Error::Sqlite { source, .. }) if is_hot_journal(&source) => {
+                drop(Self::open(&path)?);
+                Self::open_read_only_once(&path)
+            }
+            r => r,
+        }
+    }
+
+    fn open_read_only_once(path: &Path) -> Result<Self, Error> {
         let conn = Connection::open_with_flags(
-            &path,
+            path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|source| Error::Sqlite {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
-        Self::finish_open(conn, path)
+        Self::finish_open(conn, path.to_path_buf())
     }
 
     fn finish_open(conn: Connection, path: PathBuf) -> Result<Self, Error> {
-        let version: Option<i64> = conn
+        let e = |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // The first read takes SQLite's shared lock, and with it finds (or
+        // rolls back) a hot journal: its errors are real errors.
+        let has_info: i64 = conn
             .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'plaid_meta_info'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
+        let version: Option<i64> = if has_info == 0 {
+            None
+        } else {
+            conn.query_row(
                 "SELECT value FROM plaid_meta_info WHERE key = 'schema_version'",
                 [],
                 |r| r.get(0),
             )
             .optional()
-            .unwrap_or(None);
+            .map_err(e)?
+        };
         if version != Some(SCHEMA_VERSION) {
             return Err(Error::SchemaVersion {
                 path,
@@ -246,6 +281,20 @@ impl MetaStore {
             })
             .map_err(self.sql_err())?;
         rows.collect::<Result<_, _>>().map_err(self.sql_err())
+    }
+
+    /// Runs `f` inside one SQLite read transaction, so that everything it
+    /// reads (the [`MetaStore::generation`] and rows, say) comes from one
+    /// committed state even while another process writes.
+    ///
+    /// # Errors
+    /// SQLite failures, and whatever `f` returns.
+    pub fn read<T>(&self, f: impl FnOnce(&Self) -> Result<T, Error>) -> Result<T, Error> {
+        let tx = self.conn.unchecked_transaction().map_err(self.sql_err())?;
+        let out = f(self)?;
+        // Nothing was written; ending the transaction releases the lock.
+        tx.rollback().map_err(self.sql_err())?;
+        Ok(out)
     }
 
     /// The database file.
@@ -557,6 +606,13 @@ impl MetaStore {
             removed,
         })
     }
+}
+
+/// Whether `e` says that a read-only connection found a hot journal it may
+/// not roll back (`SQLITE_READONLY_ROLLBACK`).
+fn is_hot_journal(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
 }
 
 fn set_generation(tx: &rusqlite::Transaction<'_>, generation: u64) -> rusqlite::Result<usize> {

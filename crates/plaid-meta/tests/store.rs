@@ -306,3 +306,64 @@ fn open_refuses_missing_and_foreign_files() {
     std::fs::write(&p, b"not sqlite at all, not sqlite at all, not sqlite at all, not sqlite at all, not sqlite at all").unwrap();
     assert!(MetaStore::open(&p).is_err());
 }
+
+/// A copy of the database and its journal taken in the middle of a write
+/// transaction whose changes spilled into the database file: what a writer
+/// killed at that moment leaves (a hot journal, and no lock holding it).
+fn crash_image(dir: &std::path::Path) -> std::path::PathBuf {
+    let live = dir.join("live");
+    std::fs::create_dir(&live).unwrap();
+    let db = live.join("metadata.db");
+    let mut s = MetaStore::open_or_create(&db).unwrap();
+    let all: Vec<u32> = (0..100).collect();
+    s.add(&ids(&all), &docs(), 1).unwrap();
+    drop(s);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    // A tiny page cache makes SQLite write changed pages into the database
+    // file before the commit (after syncing their originals to the journal).
+    conn.execute_batch(
+        "PRAGMA cache_size = 1;
+         BEGIN;
+         UPDATE plaid_meta_docs SET section = hex(zeroblob(20000));
+         DELETE FROM plaid_meta_docs WHERE \"_plaid_id\" < 50;
+         UPDATE plaid_meta_info SET value = 99 WHERE key = 'generation';",
+    )
+    .unwrap();
+    let journal = live.join("metadata.db-journal");
+    assert!(journal.is_file(), "no journal during the transaction");
+    let image = dir.join("image");
+    std::fs::create_dir(&image).unwrap();
+    std::fs::copy(&db, image.join("metadata.db")).unwrap();
+    std::fs::copy(&journal, image.join("metadata.db-journal")).unwrap();
+    conn.execute_batch("ROLLBACK").unwrap();
+    image.join("metadata.db")
+}
+
+#[test]
+fn read_only_open_recovers_an_interrupted_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crash_image(dir.path());
+    // Reading the damaged file as it is would be wrong; SQLite refuses it.
+    let raw =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let e = raw
+        .query_row("SELECT count(*) FROM plaid_meta_docs", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap_err();
+    assert_eq!(
+        e.sqlite_error().map(|f| f.extended_code),
+        Some(rusqlite::ffi::SQLITE_READONLY_ROLLBACK),
+        "{e}"
+    );
+    drop(raw);
+    // The store rolls the journal back and sees the last committed state.
+    let s = MetaStore::open_read_only(&db).unwrap();
+    let (generation, rows) = s.read(|s| Ok((s.generation()?, s.all_ids()?))).unwrap();
+    assert_eq!(generation, Some(1));
+    assert_eq!(rows, (0..100).map(DocId::new).collect::<Vec<_>>());
+    let got = s.get(&ids(&[70])).unwrap();
+    assert_eq!(Json::Object(got[0].clone().unwrap()), docs()[70]);
+    assert!(!db.with_file_name("metadata.db-journal").exists());
+}

@@ -193,6 +193,25 @@ pub(crate) fn write_segment(
 /// [`Error::Layout`] with [`LayoutFault::TargetNotEmpty`] when `dir` holds
 /// something, [`Error::Io`] for filesystem failures.
 pub fn create(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<Manifest, Error> {
+    create_with(dir, codebook, segment, |_, _| Ok::<(), Error>(()))
+}
+
+/// [`create`], also calling `extra` with the staging directory and the
+/// manifest just written there, before the directory is synced and renamed
+/// to `dir`. Files `extra` writes into the staging directory (the facade's
+/// `metadata.db`, for instance) therefore appear at `dir` in the same rename
+/// as the index: a crash leaves both or neither. `extra` must close its
+/// files and make them durable before it returns.
+///
+/// # Errors
+/// As [`create`], and whatever `extra` returns; on any error nothing is
+/// left at `dir`.
+pub fn create_with<E: From<Error>>(
+    dir: &Path,
+    codebook: &Codebook,
+    segment: &SegmentData,
+    extra: impl FnOnce(&Path, &Manifest) -> Result<(), E>,
+) -> Result<Manifest, E> {
     check_target(dir)?;
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -213,22 +232,25 @@ pub fn create(dir: &Path, codebook: &Codebook, segment: &SegmentData) -> Result<
         path: staging.clone(),
         source,
     })?;
-    let result = write_all(&staging, codebook, segment).and_then(|m| {
-        fsync_dir(&staging)?;
-        if dir.exists() {
-            // An empty directory: rename(2) replaces it atomically on POSIX.
-            fs::remove_dir(dir).map_err(|source| Error::Io {
+    let result = write_all(&staging, codebook, segment)
+        .map_err(E::from)
+        .and_then(|m| {
+            extra(&staging, &m)?;
+            fsync_dir(&staging)?;
+            if dir.exists() {
+                // An empty directory: rename(2) replaces it atomically on POSIX.
+                fs::remove_dir(dir).map_err(|source| Error::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            fs::rename(&staging, dir).map_err(|source| Error::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
-        }
-        fs::rename(&staging, dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        fsync_dir(&parent)?;
-        Ok(m)
-    });
+            fsync_dir(&parent)?;
+            Ok(m)
+        });
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
     }

@@ -98,7 +98,20 @@ impl Index {
         config: &IndexConfig,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Self, Error> {
-        let dir = dir.as_ref();
+        Self::create_staged(docs, dir.as_ref(), config, progress, &mut |_, _| Ok(()))
+    }
+
+    /// [`Index::create_with_progress`], calling `extra` with the staging
+    /// directory and its manifest before the new index is renamed into
+    /// place (see [`layout::create_with`]): what `extra` writes there
+    /// appears together with the index or not at all.
+    pub(crate) fn create_staged(
+        docs: Documents<'_>,
+        dir: &Path,
+        config: &IndexConfig,
+        progress: &mut dyn FnMut(Progress),
+        extra: &mut dyn FnMut(&Path, &plaid_storage::manifest::Manifest) -> Result<(), Error>,
+    ) -> Result<Self, Error> {
         config.validate()?;
         layout::check_target(dir)?;
         progress(Progress {
@@ -119,7 +132,7 @@ impl Index {
             done: 0,
             total: 1,
         });
-        layout::create(dir, &codebook, &segment)?;
+        layout::create_with(dir, &codebook, &segment, extra)?;
         drop(segment);
         progress(Progress {
             stage: Stage::Writing,
@@ -269,7 +282,18 @@ impl Index {
     /// then starts from the committed manifest: the handle reloads if it is
     /// behind (commits made before it held the lock, or a commit whose new
     /// generation it failed to open).
+    ///
+    /// Then, when the index has metadata that does not follow the committed
+    /// manifest (an interrupted write), repairs it (see [`crate::metadata`])
+    /// before anything else is written.
     pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Option<WriteLock>>, Error> {
+        let guard = self.lock_writer()?;
+        self.repair_stale_metadata()?;
+        Ok(guard)
+    }
+
+    /// [`Index::writer`] without the metadata repair.
+    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, Option<WriteLock>>, Error> {
         let mut guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
             let lock = WriteLock::acquire(&self.dir)?;

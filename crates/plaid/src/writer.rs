@@ -9,9 +9,13 @@
 //! triggers it.
 //!
 //! Errors before the commit point leave the index unchanged. The only
-//! error after it is failing to open the new generation (a damaged disk, for
-//! instance): the change is then committed although the call reports the
+//! errors after it are failing to open the new generation (a damaged disk,
+//! for instance) and, for a delete, failing to remove the deleted documents'
+//! metadata: the change is then committed although the call reports the
 //! error, as a crash at that moment would; [`Index::reload`] shows it.
+//!
+//! Every writer first brings the metadata database, if any, in line with
+//! the committed manifest; see the crash-consistency rules in `metadata.rs`.
 
 use crate::build::{build_segment, encode_docs};
 use crate::index::CompactionPolicy;
@@ -21,6 +25,10 @@ use plaid_codec::types::DocId;
 use plaid_storage::layout::{CodesBuf, SegmentData, StoredCodes};
 use plaid_storage::live::{Commit, remove_files};
 use std::collections::BTreeMap;
+
+/// What [`Index::add_with`] runs just before its commit: given the new ids
+/// and the generation the commit will have.
+pub(crate) type BeforeCommit<'a> = dyn FnMut(&[DocId], u64) -> Result<(), Error> + 'a;
 
 /// What [`Index::compact`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +66,9 @@ impl Index {
     /// the codebook in the same commit (see [`Index::with_codebook_growth`]);
     /// existing segments are never rewritten.
     ///
+    /// The new documents get no metadata (they match no filter);
+    /// [`Index::add_with_metadata`] adds documents with theirs.
+    ///
     /// # Errors
     /// Bad input ([`Error::NoDocuments`], [`Error::EmptyDocument`],
     /// [`Error::DimMismatch`] when a document's dimension is not the index's,
@@ -65,6 +76,18 @@ impl Index {
     /// when the ids would pass `u32::MAX`, a lock held by another writer, or
     /// IO failures. Nothing is committed on error.
     pub fn add(&self, docs: Documents<'_>) -> Result<Vec<DocId>, Error> {
+        self.add_with(docs, &mut |_, _| Ok(()))
+    }
+
+    /// [`Index::add`], calling `before_commit` with the new ids and the
+    /// generation the commit will have, under the write lock, after
+    /// everything else is checked and just before the commit; its error
+    /// aborts the add.
+    pub(crate) fn add_with(
+        &self,
+        docs: Documents<'_>,
+        before_commit: &mut BeforeCommit<'_>,
+    ) -> Result<Vec<DocId>, Error> {
         // Bad input is refused before the lock is taken. The dimension never
         // changes (a rebuild keeps it); the codebook may, so encoding waits
         // for the lock.
@@ -111,6 +134,8 @@ impl Index {
             ivf,
         };
         drop(flat);
+        let ids: Vec<DocId> = doc_ids.into_iter().map(DocId::new).collect();
+        before_commit(&ids, snap.generation() + 1)?;
         self.commit(
             &snap,
             Change {
@@ -119,7 +144,9 @@ impl Index {
                 ..Change::default()
             },
         )?;
-        Ok(doc_ids.into_iter().map(DocId::new).collect())
+        // Best effort: the stamp only spares readers a liveness check.
+        let _ = self.follow_commit(snap.generation(), &[]);
+        Ok(ids)
     }
 
     /// Deletes the documents `ids` and returns how many were deleted
@@ -169,8 +196,10 @@ impl Index {
             change.deleted.insert(si, new);
         }
         self.commit(&snap, change)?;
-        // Metadata follows the manifest (the manifest is the truth).
-        self.drop_deleted_metadata(&sorted)?;
+        // Metadata follows the manifest (the manifest is the truth): a crash
+        // here leaves rows of deleted ids, which readers ignore and the next
+        // writer removes.
+        self.follow_commit(snap.generation(), &sorted)?;
         Ok(sorted.len())
     }
 
@@ -202,6 +231,7 @@ impl Index {
                 ..Change::default()
             },
         )?;
+        let _ = self.follow_commit(snap.generation(), &[]);
         Ok(CompactReport {
             segments_before: before,
             segments_after: after.segments().len(),
@@ -314,6 +344,7 @@ impl Index {
         commit.replace_codebook(&codebook)?;
         commit.add_segment(&segment)?;
         self.finish(commit)?;
+        let _ = self.follow_commit(snap.generation(), &[]);
         Ok(())
     }
 }

@@ -966,3 +966,84 @@ fn metadata_index_filtered_search_and_meta() {
     );
     assert!(!bad_dir.exists());
 }
+
+#[test]
+fn add_with_metadata_then_filter_and_delete() {
+    let inp = Inputs::new(40);
+    let jsonl: String = (0..40).map(|i| format!("{}\n", doc_meta(i))).collect();
+    let meta = inp.path("meta.jsonl");
+    std::fs::write(&meta, jsonl).unwrap();
+    let (dir, _) = inp.index("idx", &["--metadata", s(&meta)]);
+    // The same 40 documents again, with the metadata of documents 40..80.
+    let more: String = (40..80).map(|i| format!("{}\n\n", doc_meta(i))).collect();
+    let more_meta = inp.path("more.jsonl");
+    std::fs::write(&more_meta, more).unwrap();
+    let emb = inp.path("emb.npy");
+    let lens = inp.path("lens32.npy");
+    let added = ok_json(&[
+        "add",
+        s(&dir),
+        "--embeddings",
+        s(&emb),
+        "--doclens",
+        s(&lens),
+        "--metadata",
+        s(&more_meta),
+        "--json",
+    ]);
+    assert_eq!(added["ids"], serde_json::json!([40, 79]));
+    let out = plaid(&["meta", s(&dir), "--ids", "39,40,79"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (line, i) in lines.iter().zip([39, 40, 79]) {
+        assert_eq!(line["metadata"], doc_meta(i));
+    }
+    let count = |cond: &str| {
+        u(
+            &ok_json(&["meta", s(&dir), "--filter", cond, "--count", "--json"]),
+            "count",
+        )
+    };
+    // installed_size = 10·i, so 400..790 are the added documents.
+    assert_eq!(count("installed_size >= 400"), 40);
+    assert_eq!(count("section = 'libs'"), 20);
+    ok_json(&["delete", s(&dir), "--ids", "40,44", "--json"]);
+    assert_eq!(count("installed_size >= 400"), 38);
+    assert_eq!(count("section = 'libs'"), 18);
+
+    // Wrong count and a non-object line: one error line each, nothing added.
+    std::fs::write(&more_meta, "{\"a\": 1}\n").unwrap();
+    let args = [
+        "add",
+        s(&dir),
+        "--embeddings",
+        s(&emb),
+        "--doclens",
+        s(&lens),
+        "--metadata",
+        s(&more_meta),
+    ];
+    let line = error_line(&args);
+    assert!(
+        line.contains("1 metadata entries for 40 documents"),
+        "{line}"
+    );
+    let bad: String = (0..40)
+        .map(|i| {
+            if i == 7 {
+                "[7]\n".to_owned()
+            } else {
+                format!("{}\n", doc_meta(i))
+            }
+        })
+        .collect();
+    std::fs::write(&more_meta, bad).unwrap();
+    let line = error_line(&args);
+    assert!(line.contains("entry 7 is not a JSON object"), "{line}");
+    let info = ok_json(&["info", s(&dir), "--json"]);
+    assert_eq!(u(&info, "num_docs"), 78);
+}

@@ -4,17 +4,29 @@
 //! operations that had returned success, plus possibly the one that was
 //! killed.
 //!
-//! The normal run kills 20 children (a few seconds). Set `PLAID_CRASH_KILLS`
-//! for a longer run, e.g. `PLAID_CRASH_KILLS=500 cargo test -p plaid --test
-//! crash -- --nocapture`, and `PLAID_CRASH_SEED` to vary the schedule.
+//! The second test does the same with metadata: the index is created with
+//! metadata, every add carries metadata (`plaid add --metadata`), and after
+//! every operation, killed or not, the ids that have metadata (as
+//! `filter_ids`, `filter_count` and `metadata` report them, before any
+//! repair) are exactly the live ids, each with its own object; after every
+//! completed operation the database holds no other row (the writer removed
+//! what a killed one left). It also kills `plaid index --metadata` children:
+//! each leaves either no index or one with all its metadata.
+//!
+//! The normal run kills 20 children per test (a few seconds). Set
+//! `PLAID_CRASH_KILLS` for a longer run, e.g. `PLAID_CRASH_KILLS=500 cargo
+//! test -p plaid --test crash -- --nocapture`, and `PLAID_CRASH_SEED` to vary
+//! the schedule.
 // The children are the `plaid` binary, which exists only with the `cli` feature.
 #![cfg(all(unix, feature = "cli"))]
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use plaid::storage::npy::npy_bytes;
-use plaid::{Documents, Index, IndexConfig, synth};
+use plaid::types::DocId;
+use plaid::{Documents, Filter, Index, IndexConfig, synth};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde_json::{Value as Json, json};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
@@ -63,8 +75,142 @@ fn live_ids(dir: &Path, max_k: &mut usize) -> (BTreeSet<u32>, u64) {
     (ids, index.snapshot().manifest().next_doc_id)
 }
 
+/// The metadata of document `id` in the metadata run.
+fn meta_of(id: u32) -> Json {
+    let section = ["libs", "net", "games"][id as usize % 3];
+    json!({"doc": id, "section": section})
+}
+
+/// What the metadata checks saw, over a run.
+#[derive(Debug, Default)]
+struct MetaStats {
+    /// Kills after which `metadata.db-journal` was left behind.
+    journals: usize,
+    /// Kills after which the database held rows of ids that are not live.
+    orphaned: usize,
+}
+
+/// Checks that the ids with metadata, as readers see them (no repair), are
+/// exactly `live`, each with its own object. With `exact`, also that the
+/// database holds no other row.
+fn check_metadata(dir: &Path, live: &BTreeSet<u32>, exact: bool, stats: &mut MetaStats) {
+    if dir.join("metadata.db-journal").exists() {
+        stats.journals += 1;
+    }
+    let index = Index::open(dir).unwrap();
+    let every = Filter::new("doc IS NOT NULL", vec![]);
+    let with_rows: BTreeSet<u32> = index
+        .filter_ids(&every)
+        .unwrap_or_else(|e| panic!("filter_ids after a kill: {e}"))
+        .iter()
+        .map(|d| d.as_u32())
+        .collect();
+    assert_eq!(&with_rows, live, "ids with metadata vs live ids");
+    assert_eq!(index.filter_count(&every).unwrap(), live.len());
+    let ids: Vec<DocId> = live.iter().map(|&d| DocId::new(d)).collect();
+    for (id, m) in ids.iter().zip(index.metadata(&ids).unwrap()) {
+        assert_eq!(m.map(Json::Object), Some(meta_of(id.as_u32())), "{id:?}");
+    }
+    let store = plaid::meta::MetaStore::open_read_only(dir.join(plaid::meta::DB_FILE)).unwrap();
+    let rows: BTreeSet<u32> = store
+        .all_ids()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u32())
+        .collect();
+    if exact {
+        assert_eq!(&rows, live, "rows after a completed write");
+    } else if &rows != live {
+        stats.orphaned += 1;
+    }
+}
+
+/// Kills `plaid index --metadata` children at random moments: each leaves
+/// no index, or an index whose every document has its metadata. Returns
+/// (kills, kills that left an index).
+fn kill_creates(
+    plaid: &str,
+    tmp: &Path,
+    e: &Path,
+    l: &Path,
+    n: u32,
+    attempts: usize,
+    rng: &mut ChaCha8Rng,
+) -> (usize, usize) {
+    let jsonl: String = (0..n).map(|i| format!("{}\n", meta_of(i))).collect();
+    let m = tmp.join("create-m.jsonl");
+    std::fs::write(&m, jsonl).unwrap();
+    let run = |dir: &Path| {
+        Command::new(plaid)
+            .args([
+                "index",
+                &dir.display().to_string(),
+                "--embeddings",
+                &e.display().to_string(),
+                "--doclens",
+                &l.display().to_string(),
+                "--metadata",
+                &m.display().to_string(),
+                "--num-centroids",
+                "16",
+                "--threads",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // One uninterrupted run to learn how long a create takes.
+    let t0 = Instant::now();
+    let out = run(&tmp.join("create-full")).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full = t0.elapsed();
+    let all: BTreeSet<u32> = (0..n).collect();
+    let (mut kills, mut created) = (0, 0);
+    for k in 0..attempts {
+        let dir = tmp.join(format!("create-{k}"));
+        let mut child = run(&dir);
+        let delay = full.mul_f64(rng.random_range(0.0..1.1));
+        let t0 = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() >= delay {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let out = child.wait_with_output().unwrap();
+        if !out.status.success() {
+            kills += 1;
+        }
+        if dir.join("manifest.json").exists() {
+            created += usize::from(!out.status.success());
+            check_metadata(&dir, &all, true, &mut MetaStats::default());
+        } else {
+            // Nothing at all: not even a metadata database without its index.
+            let empty = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
+            assert!(empty, "a killed create left files at {}", dir.display());
+        }
+    }
+    (kills, created)
+}
+
 #[test]
 fn killed_writers_leave_the_old_or_the_new_state() {
+    run(false);
+}
+
+#[test]
+fn killed_writers_leave_index_and_metadata_in_agreement() {
+    run(true);
+}
+
+fn run(with_metadata: bool) {
     let kills_wanted: usize = std::env::var("PLAID_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -97,18 +243,43 @@ fn killed_writers_leave_the_old_or_the_new_state() {
     let other_offsets = offsets_of(&other);
     let mut other_pos = 0usize;
     let initial = 30;
-    drop(
-        Index::create(
-            Documents::Flat {
-                data: &pool.embeddings[..offsets[initial] * DIM],
-                dim: DIM,
-                lens: &pool.doclens[..initial],
-            },
-            &dir,
-            &IndexConfig::default().num_centroids(Some(16)),
+    let initial_docs = Documents::Flat {
+        data: &pool.embeddings[..offsets[initial] * DIM],
+        dim: DIM,
+        lens: &pool.doclens[..initial],
+    };
+    let config = IndexConfig::default().num_centroids(Some(16));
+    let mut meta_stats = MetaStats::default();
+    let mut create_kills = (0, 0);
+    if with_metadata {
+        let e = tmp.path().join("create-e.npy");
+        let l = tmp.path().join("create-l.npy");
+        std::fs::write(
+            &e,
+            npy_bytes(
+                &[offsets[initial], DIM],
+                &pool.embeddings[..offsets[initial] * DIM],
+            )
+            .unwrap(),
         )
-        .unwrap(),
-    );
+        .unwrap();
+        let lens: Vec<i64> = pool.doclens[..initial].iter().map(|&l| l as i64).collect();
+        std::fs::write(&l, npy_bytes(&[initial], &lens).unwrap()).unwrap();
+        let attempts = (kills_wanted / 4).max(3);
+        create_kills = kill_creates(
+            plaid,
+            tmp.path(),
+            &e,
+            &l,
+            initial as u32,
+            attempts,
+            &mut rng,
+        );
+        let objects: Vec<Json> = (0..initial as u32).map(meta_of).collect();
+        drop(Index::create_with_metadata(initial_docs, &dir, &config, &objects).unwrap());
+    } else {
+        drop(Index::create(initial_docs, &dir, &config).unwrap());
+    }
     let mut live: BTreeSet<u32> = (0..initial as u32).collect();
     let mut next_id = initial as u32;
     let mut pool_pos = initial;
@@ -150,21 +321,30 @@ fn killed_writers_leave_the_old_or_the_new_state() {
             )
             .unwrap();
             std::fs::write(&l, npy_bytes(&[n], &lens).unwrap()).unwrap();
+            let mut args = vec![
+                "add".into(),
+                dir.display().to_string(),
+                "--embeddings".into(),
+                e.display().to_string(),
+                "--doclens".into(),
+                l.display().to_string(),
+                "--threads".into(),
+                "1".into(),
+            ];
+            if with_metadata {
+                let m = tmp.path().join("add-m.jsonl");
+                let jsonl: String = (next_id..next_id + n as u32)
+                    .map(|id| format!("{}\n", meta_of(id)))
+                    .collect();
+                std::fs::write(&m, jsonl).unwrap();
+                args.extend(["--metadata".into(), m.display().to_string()]);
+            }
             (
                 Op::Add {
                     first: next_id,
                     n: n as u32,
                 },
-                vec![
-                    "add".into(),
-                    dir.display().to_string(),
-                    "--embeddings".into(),
-                    e.display().to_string(),
-                    "--doclens".into(),
-                    l.display().to_string(),
-                    "--threads".into(),
-                    "1".into(),
-                ],
+                args,
             )
         } else if roll < 88 {
             let all: Vec<u32> = live.iter().copied().collect();
@@ -230,6 +410,9 @@ fn killed_writers_leave_the_old_or_the_new_state() {
             }
             let (ids, _) = live_ids(&dir, &mut max_k);
             assert_eq!(ids, live, "state after a successful {op:?}");
+            if with_metadata {
+                check_metadata(&dir, &live, true, &mut meta_stats);
+            }
         } else {
             use std::os::unix::process::ExitStatusExt;
             assert_eq!(
@@ -264,6 +447,9 @@ fn killed_writers_leave_the_old_or_the_new_state() {
                 _ => {}
             }
             live = ids;
+            if with_metadata {
+                check_metadata(&dir, &live, false, &mut meta_stats);
+            }
         }
     }
     // A last writer cleans up whatever the kills left; then only the
@@ -278,8 +464,21 @@ fn killed_writers_leave_the_old_or_the_new_state() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != "manifest.json" && n != "write.lock")
+        .filter(|n| !(with_metadata && n == plaid::meta::DB_FILE))
         .collect();
     assert_eq!(present, listed);
+    if with_metadata {
+        check_metadata(&dir, &live, true, &mut meta_stats);
+        eprintln!(
+            "crash test (metadata): {} of {} creates killed ({} after the rename), \
+             {} kills left a journal, {} left rows of ids that are not live",
+            create_kills.0,
+            (kills_wanted / 4).max(3),
+            create_kills.1,
+            meta_stats.journals,
+            meta_stats.orphaned
+        );
+    }
     eprintln!(
         "crash test: {kills} kills ({in_flight_applied} after the commit point), \
          {done} completed operations, {} live documents, {centroids} centroids at the end \

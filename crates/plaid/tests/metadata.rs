@@ -217,3 +217,192 @@ fn refuses_filters_and_reports_missing_metadata() {
         "{e}"
     );
 }
+
+/// Documents `range` of a fresh corpus (other seed) as flat input.
+fn more_docs(n: usize) -> synth::SynthCorpus {
+    synth::corpus(&synth::SynthConfig::new(n).dim(DIM).lens(5, 30).seed(99))
+}
+
+fn flat(c: &synth::SynthCorpus) -> Documents<'_> {
+    Documents::Flat {
+        data: &c.embeddings,
+        dim: DIM,
+        lens: &c.doclens,
+    }
+}
+
+/// Every id that has metadata, as the API reports it.
+fn ids_with_rows(index: &Index) -> Vec<DocId> {
+    let all = Filter::new("installed_size IS NOT NULL", vec![]);
+    let ids = index.filter_ids(&all).unwrap();
+    assert_eq!(index.filter_count(&all).unwrap(), ids.len());
+    ids
+}
+
+#[test]
+fn add_with_metadata_stores_rows_for_the_new_ids() {
+    let f = fixture();
+    let extra = more_docs(6);
+    let objects: Vec<Json> = (N..N + 6).map(meta).collect();
+    let ids = f.index.add_with_metadata(flat(&extra), &objects).unwrap();
+    assert_eq!(
+        ids,
+        (N as u32..N as u32 + 6).map(DocId::new).collect::<Vec<_>>()
+    );
+    let got = f.index.metadata(&ids).unwrap();
+    for (m, want) in got.into_iter().zip(&objects) {
+        assert_eq!(m.map(Json::Object).as_ref(), Some(want));
+    }
+    assert_eq!(ids_with_rows(&f.index), f.index.doc_ids());
+    // Deleting one of them removes its row.
+    f.index.delete(&ids[2..3]).unwrap();
+    assert_eq!(ids_with_rows(&f.index), f.index.doc_ids());
+    // An index without metadata gets a database on its first such add.
+    let tmp = tempfile::tempdir().unwrap();
+    let base = more_docs(30);
+    let plain = Index::create(flat(&base), tmp.path().join("p"), &IndexConfig::default()).unwrap();
+    assert!(!plain.has_metadata());
+    let added = plain.add_with_metadata(flat(&extra), &objects).unwrap();
+    assert!(plain.has_metadata());
+    assert_eq!(ids_with_rows(&plain), added);
+}
+
+#[test]
+fn rejects_bad_add_metadata_before_writing() {
+    let f = fixture();
+    let extra = more_docs(5);
+    let generation = f.index.generation();
+    let short: Vec<Json> = (0..4).map(meta).collect();
+    let e = f.index.add_with_metadata(flat(&extra), &short).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::MetadataCount {
+                docs: 5,
+                entries: 4
+            }
+        ),
+        "{e}"
+    );
+    let mut bad: Vec<Json> = (0..5).map(meta).collect();
+    bad[3] = json!([1, 2]);
+    let e = f.index.add_with_metadata(flat(&extra), &bad).unwrap_err();
+    assert!(
+        matches!(e, Error::Meta(plaid::meta::Error::NotAnObject { index: 3 })),
+        "{e}"
+    );
+    bad[3] = json!({"_plaid_id": 1});
+    let e = f.index.add_with_metadata(flat(&extra), &bad).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Meta(plaid::meta::Error::BadKey {
+                index: 3,
+                problem: plaid::meta::KeyProblem::Reserved,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    // Bad documents are refused as by `add`.
+    let e = f
+        .index
+        .add_with_metadata(
+            Documents::Flat {
+                data: &extra.embeddings,
+                dim: DIM,
+                lens: &[],
+            },
+            &[],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::NoDocuments), "{e}");
+    assert_eq!(f.index.generation(), generation);
+    assert_eq!(f.index.num_docs(), N);
+    assert_eq!(ids_with_rows(&f.index).len(), N);
+}
+
+#[test]
+fn rows_of_an_interrupted_add_are_ignored_then_removed_by_the_next_writer() {
+    let f = fixture();
+    let generation = f.index.generation();
+    // What an add_with_metadata killed between its metadata transaction and
+    // its manifest commit leaves: rows for the ids it would have assigned,
+    // stamped with the generation it would have committed.
+    let orphans: Vec<DocId> = (N as u32..N as u32 + 3).map(DocId::new).collect();
+    {
+        let mut store =
+            plaid::meta::MetaStore::open(f.index.dir().join(plaid::meta::DB_FILE)).unwrap();
+        store
+            .add(
+                &orphans,
+                &vec![json!({"installed_size": 1}); 3],
+                generation + 1,
+            )
+            .unwrap();
+    }
+    // Readers never return them.
+    assert_eq!(ids_with_rows(&f.index), f.index.doc_ids());
+    assert!(
+        f.index
+            .metadata(&orphans)
+            .unwrap()
+            .iter()
+            .all(Option::is_none)
+    );
+    let (hits, _) = f
+        .index
+        .search_filtered_with_plan(
+            q(&fixture_query()),
+            &SearchParams::with_k(10),
+            &Filter::new("installed_size = 1", vec![]),
+        )
+        .unwrap();
+    assert!(
+        hits.ids.iter().all(|d| !orphans.contains(d)),
+        "{:?}",
+        hits.ids
+    );
+    // A plain add is given the same ids (the interrupted add consumed none)
+    // and commits the same generation; the orphaned rows must not become
+    // its documents' metadata.
+    let extra = more_docs(3);
+    let ids = f.index.add(flat(&extra)).unwrap();
+    assert_eq!(ids, orphans);
+    assert_eq!(f.index.generation(), generation + 1);
+    assert!(f.index.metadata(&ids).unwrap().iter().all(Option::is_none));
+    let store =
+        plaid::meta::MetaStore::open_read_only(f.index.dir().join(plaid::meta::DB_FILE)).unwrap();
+    assert_eq!(store.all_ids().unwrap().len(), N);
+    // The stamp followed the commit, so readers trust the rows again.
+    assert_eq!(store.generation().unwrap(), Some(generation + 1));
+}
+
+#[test]
+fn repair_metadata_reports_the_rows_it_removed() {
+    let mut f = fixture();
+    let generation = f.index.generation();
+    let orphans: Vec<DocId> = (1000..1002).map(DocId::new).collect();
+    {
+        let mut store =
+            plaid::meta::MetaStore::open(f.index.dir().join(plaid::meta::DB_FILE)).unwrap();
+        store
+            .add(
+                &orphans,
+                &[json!({"x": 1}), json!({"x": 2})],
+                generation + 1,
+            )
+            .unwrap();
+    }
+    let report = f.index.repair_metadata().unwrap();
+    assert_eq!(report.removed, orphans);
+    assert_eq!(report.from_generation, Some(generation + 1));
+    assert_eq!(report.to_generation, generation);
+    assert!(f.index.repair_metadata().unwrap().removed.is_empty());
+}
+
+/// The first query tokens of document 0.
+fn fixture_query() -> Vec<f32> {
+    let corpus = synth::corpus(&synth::SynthConfig::new(N).dim(DIM).lens(5, 30));
+    corpus.embeddings[..5 * DIM].to_vec()
+}

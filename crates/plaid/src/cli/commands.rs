@@ -3,7 +3,7 @@
 use super::flags::{
     Command, DemoArgs, FilterArgs, ImportArgs, IndexArgs, InfoArgs, MetaArgs, SearchArgs,
 };
-use super::io::{dir_bytes, peak_rss_kb, read_lengths, read_matrix, write_array};
+use super::io::{dir_bytes, peak_rss_kb, read_jsonl, read_lengths, read_matrix, write_array};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayView2;
@@ -489,19 +489,6 @@ impl FilterArgs {
         let params = self.params.iter().map(|p| Value::parse_param(p)).collect();
         self.filter.as_ref().map(|c| Filter::new(c.clone(), params))
     }
-}
-
-/// One JSON value per non-empty line.
-fn read_jsonl(path: &std::path::Path) -> Result<Vec<serde_json::Value>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}: line {}", path.display(), i + 1))
-        })
-        .collect()
 }
 
 fn meta(a: MetaArgs) -> Result<()> {

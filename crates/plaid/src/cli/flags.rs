@@ -202,6 +202,9 @@ pub(crate) struct AddArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
+    /// JSON lines: one metadata object per new document, in document order.
+    #[arg(long)]
+    pub(crate) metadata: Option<PathBuf>,
     /// Print a one-line JSON summary as the last line.
     #[arg(long)]
     pub(crate) json: bool,

@@ -49,6 +49,20 @@ pub(crate) fn read_lengths(path: &Path) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// One JSON value per non-empty line (the `--metadata` files of `index` and
+/// `add`).
+pub(crate) fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}: line {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
 /// Writes an npy file (plainly: outputs are not part of an index).
 pub(crate) fn write_array<T: npy::Element>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
     let bytes = npy::npy_bytes(shape, data).with_context(|| format!("{}", path.display()))?;

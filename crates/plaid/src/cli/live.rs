@@ -1,7 +1,7 @@
 //! The commands that change an index: add, delete, compact; and verify.
 
 use super::flags::{AddArgs, DeleteArgs, DirArgs, RebuildArgs};
-use super::io::{read_lengths, read_matrix};
+use super::io::{read_jsonl, read_lengths, read_matrix};
 use anyhow::{Context, Result};
 use plaid::types::DocId;
 use plaid::{Documents, Index, IndexConfig};
@@ -13,11 +13,15 @@ pub(crate) fn add(a: AddArgs) -> Result<()> {
     let (data, dim) = read_matrix(&a.embeddings)?;
     let lens = read_lengths(&a.doclens)?;
     let index = Index::open(&a.dir)?;
-    let ids = index.add(Documents::Flat {
+    let docs = Documents::Flat {
         data: &data,
         dim,
         lens: &lens,
-    })?;
+    };
+    let ids = match &a.metadata {
+        None => index.add(docs)?,
+        Some(path) => index.add_with_metadata(docs, &read_jsonl(path)?)?,
+    };
     let secs = start.elapsed().as_secs_f64();
     let range: Vec<u32> = match (ids.first(), ids.last()) {
         (Some(f), Some(l)) => vec![f.as_u32(), l.as_u32()],
