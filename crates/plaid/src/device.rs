@@ -35,7 +35,7 @@ impl std::str::FromStr for Device {
 pub(crate) enum Backend {
     Cpu,
     #[cfg(feature = "cuda")]
-    Cuda(plaid_cuda::Device),
+    Cuda(Box<plaid_cuda::Device>),
 }
 
 impl Backend {
@@ -58,7 +58,7 @@ impl Backend {
 #[cfg(feature = "cuda")]
 fn open_cuda() -> Result<Backend, Error> {
     match plaid_cuda::Device::open() {
-        Ok(d) => Ok(Backend::Cuda(d)),
+        Ok(d) => Ok(Backend::Cuda(Box::new(d))),
         Err(plaid_cuda::Error::Unavailable(why)) => Err(Error::DeviceUnavailable {
             device: "cuda",
             reason: why.to_string(),
