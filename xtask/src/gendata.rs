@@ -381,7 +381,7 @@ pub(crate) fn generate(cfg: &GenConfig) -> Result<GenSummary> {
 
 /// Exact MaxSim top-`k` (`min(k, docs)` columns) of each query over the
 /// float16 corpus, in float32; ties go to the lower document id.
-fn exact_topk(
+pub(crate) fn exact_topk(
     emb: &[f16],
     doclens: &[usize],
     queries: &[f32],

@@ -4,6 +4,8 @@
 //! - `bench`: the end-to-end benchmark against next-plaid (see `bench.rs`),
 //!   on debian-5k or, with `--scale`, on a generated corpus.
 //! - `gen-data`: a synthetic corpus in debian-5k's layout (see `gendata.rs`).
+//! - `gpu-check`: builds what the GPU machine runs and prints the command;
+//!   `gpu-eval` reads that run's outputs there (see `gpu.rs`).
 //!
 //! xtask only orchestrates: it runs `$CARGO` so timed code is built with the
 //! release profile, never with xtask's own debug build.
@@ -12,6 +14,7 @@
 mod bench;
 mod ci;
 mod gendata;
+mod gpu;
 mod machine;
 mod measure;
 
@@ -25,12 +28,16 @@ fn main() -> Result<()> {
         "ci" => ci::run(&rest),
         "bench" => bench::run(&rest),
         "gen-data" => gendata::run(&rest),
+        "gpu-check" => gpu::check(&rest),
+        "gpu-eval" => gpu::eval(&rest),
         "" | "help" | "--help" | "-h" => {
             println!(
                 "usage: cargo xtask <task> [options]\n\n  \
                  ci        fmt, clippy, tests, docs, benches compiled; prints a summary\n  \
                  bench     plaid vs next-plaid 1.8.5 side by side (debian-5k, or --scale 1m|10m); --help\n  \
-                 gen-data  a synthetic corpus in debian-5k's layout; --help"
+                 gen-data  a synthetic corpus in debian-5k's layout; --help\n  \
+                 gpu-check build the GPU machine's binaries and data, print its command; --help\n  \
+                 gpu-eval  (on the GPU machine) the results table of crates/plaid-cuda/gpu/run.sh"
             );
             Ok(())
         }

@@ -180,10 +180,10 @@ __device__ void topd(unsigned int* out, const float* S, int ld, int k, const int
     for (int e = 0; e < E; ++e) o[lane * E + e] = ids[e];
 }
 
-extern "C" __global__ void topd_1(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<1>(out, S, ld, k, nq); }
-extern "C" __global__ void topd_2(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<2>(out, S, ld, k, nq); }
-extern "C" __global__ void topd_4(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<4>(out, S, ld, k, nq); }
-extern "C" __global__ void topd_8(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<8>(out, S, ld, k, nq); }
+extern "C" __global__ void __launch_bounds__(1024) topd_1(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<1>(out, S, ld, k, nq); }
+extern "C" __global__ void __launch_bounds__(1024) topd_2(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<2>(out, S, ld, k, nq); }
+extern "C" __global__ void __launch_bounds__(1024) topd_4(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<4>(out, S, ld, k, nq); }
+extern "C" __global__ void __launch_bounds__(1024) topd_8(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<8>(out, S, ld, k, nq); }
 
 // Approximate score of each candidate, one warp per candidate:
 // sum over query tokens t < nq[b] of max over the document's tokens j of
@@ -222,7 +222,7 @@ extern "C" __global__ void approx_scores(float* out, const unsigned int* cand_do
 // weights: dim x 2^bits decoded residual values.
 #define EXACT_WARPS 8
 #define MAX_DIM 256
-extern "C" __global__ void exact_scores(float* out, const unsigned int* docs,
+extern "C" __global__ void __launch_bounds__(256) exact_scores(float* out, const unsigned int* docs,
                                         const unsigned int* off, const float* q, const int* nq,
                                         const float* cent, const unsigned int* codes,
                                         const unsigned char* residuals,
