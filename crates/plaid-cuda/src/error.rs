@@ -1,6 +1,6 @@
 //! The crate's error types.
 
-/// Why no CUDA device can be used. [`crate::Device::probe`] returns this
+/// Why no CUDA device can be used. [`crate::available`] and [`crate::Device::open`] return this
 /// instead of panicking, so callers can fall back to the CPU.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -98,6 +98,7 @@ fn gpu_assignment_matches_cpu_up_to_near_ties() {
     let dim = 128;
     let data = clustered(20_000, dim, 300, 0.6, 1);
     let cents = clustered(1024, dim, 300, 0.3, 2);
+    let mut failures = Vec::new();
     for l2 in [false, true] {
         let mut cpu = vec![0u32; 20_000];
         if l2 {
@@ -112,8 +113,11 @@ fn gpu_assignment_matches_cpu_up_to_near_ties() {
         };
         let bad = check_labels(&data, &cents, dim, &cpu, &gpu, l2);
         eprintln!("assignment l2={l2}: {bad} of 20000 codes differ (all near-ties)");
-        assert!(bad <= 20, "{bad} mismatches");
+        if bad > 20 {
+            failures.push(format!("l2={l2}: {bad} mismatches"));
+        }
     }
+    assert!(failures.is_empty(), "{failures:?}");
     // Ragged input is a typed error.
     assert!(dev.nearest_by_dot(&data[..dim + 1], &cents, dim).is_err());
 }
@@ -127,6 +131,7 @@ fn gpu_compress_matches_cpu_bytes() {
     let data = clustered(30_000, dim, 200, 0.6, 3);
     let view = EmbeddingsView::try_new(&data, dim).unwrap();
     let km = plaid_kmeans::fit(&data, dim, &KMeansConfig::new(512)).unwrap();
+    let mut failures = Vec::new();
     for (nbits, kind) in [
         (Nbits::Four, QuantizerKind::PerDim),
         (Nbits::Two, QuantizerKind::Global),
@@ -307,6 +312,7 @@ fn gpu_search_matches_cpu_search() {
     let searcher = syn.searcher();
     let gpu = GpuIndex::new(&dev, &searcher).unwrap();
     let views = syn.views();
+    let mut failures = Vec::new();
     // Default parameters (every candidate scored exactly at this size), a
     // deep probe, and a small exact budget that exercises approximate scoring.
     for (name, params, min_equal) in [
@@ -344,11 +350,17 @@ fn gpu_search_matches_cpu_search() {
     }
     // Exhaustive mode against the CPU's exhaustive MaxSim: same scores, rank by rank.
     let got = gpu.exhaustive_batch(&views, 10).unwrap();
+    let mut worst = 0f32;
     for (q, g) in views.iter().zip(&got) {
         let want = searcher.exhaustive(*q, 10).unwrap();
+        assert_eq!(g.scores.len(), want.scores.len());
         for (a, b) in g.scores.iter().zip(&want.scores) {
-            assert!((a - b).abs() < 1e-4, "exhaustive scores {a} vs {b}");
+            worst = worst.max((a - b).abs());
         }
+    }
+    eprintln!("exhaustive: max score diff rank by rank {worst:e}");
+    if worst >= 1e-4 {
+        failures.push(format!("exhaustive: max diff {worst}"));
     }
     // Bad queries are typed errors, not panics.
     let long = vec![0.1f32; 33 * 128];

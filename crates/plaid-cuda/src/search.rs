@@ -293,9 +293,13 @@ impl<'a> GpuIndex<'a> {
             self.dim,
         )?;
         let n_probe = params.effective_n_probe();
+        // Deep enough for the whole probe budget of the longest query (the
+        // CPU's rank depth never exceeds it), up to 256 ranks.
+        let longest = queries.iter().map(|q| q.num_rows()).max().unwrap_or(1);
+        let want = n_probe.saturating_mul(longest).min(self.k);
         let which = DEPTHS
             .iter()
-            .position(|&d| d >= n_probe.saturating_mul(4).min(self.k))
+            .position(|&d| d >= want)
             .unwrap_or(DEPTHS.len() - 1);
         let depth = DEPTHS[which];
         let mut ranked = ffi::alloc_out::<u32>(s, nrows * depth)?;

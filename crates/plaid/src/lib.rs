@@ -30,7 +30,7 @@
 //! - `cli` (default): the `plaid` binary (clap, anyhow, indicatif). Library
 //!   users can turn it off with `default-features = false`.
 //! - `cuda`: GPU index building ([`IndexConfig::device`], `--device` in the
-//!   CLI) and GPU search (the [`cuda`] re-export of `plaid-cuda`). Builds
+//!   CLI) and GPU search (`plaid::cuda`, the re-export of `plaid-cuda`). Builds
 //!   without CUDA installed; the libraries are loaded at run time.
 #![forbid(unsafe_code)]
 
