@@ -154,9 +154,14 @@ fn gpu_compress_matches_cpu_bytes() {
             "compress nbits {}: {bad} of 30000 codes differ (near-ties), {byte_diff} residual rows differ",
             nbits.bits()
         );
-        assert_eq!(byte_diff, 0);
-        assert!(bad <= 30);
+        if byte_diff > 0 || bad > 30 {
+            failures.push(format!(
+                "nbits {}: {bad} codes, {byte_diff} rows",
+                nbits.bits()
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{failures:?}");
 }
 
 #[test]
@@ -345,8 +350,9 @@ fn gpu_search_matches_cpu_search() {
             "search {name}: {equal}/{} queries with identical top-k; max score diff {max_diff:e}",
             views.len()
         );
-        assert!(max_diff < 1e-4);
-        assert!(share >= min_equal, "{name}: only {share} of queries agree");
+        if max_diff >= 1e-4 || share < min_equal {
+            failures.push(format!("{name}: share {share}, max diff {max_diff}"));
+        }
     }
     // Exhaustive mode against the CPU's exhaustive MaxSim: same scores, rank by rank.
     let got = gpu.exhaustive_batch(&views, 10).unwrap();
@@ -378,6 +384,7 @@ fn gpu_search_matches_cpu_search() {
         gpu.search_batch(&views, &bad),
         Err(crate::Error::Unsupported { .. })
     ));
+    assert!(failures.is_empty(), "{failures:?}");
 }
 
 #[test]
