@@ -308,7 +308,14 @@ pub(crate) fn eval(args: &[String]) -> Result<()> {
             (Some(o), Some(g)) => recall_at(o, g, k).map_or("–".into(), |x| format!("{x:.4}")),
             _ => "–".into(),
         };
-        let twin = r.name.replace("_cuda", "_cpu");
+        // The CPU run of the same index and queries (exhaustive with exhaustive).
+        let twin = match parts.as_slice() {
+            ["s", idx, qs, "cuda", extra @ ..] => {
+                let exh = if extra.contains(&"exh") { "_exh" } else { "" };
+                format!("s_{idx}_{qs}_cpu{exh}")
+            }
+            _ => r.name.clone(),
+        };
         let same = if twin != r.name {
             runs.iter()
                 .find(|o| o.name == twin)

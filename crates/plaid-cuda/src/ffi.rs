@@ -366,7 +366,9 @@ pub(crate) fn topd(
 /// Arguments of `approx_scores`.
 pub(crate) struct ApproxArgs<'a> {
     pub(crate) cand_doc: &'a CudaSlice<u32>,
-    pub(crate) cand_query: &'a CudaSlice<u32>,
+    /// `n_queries + 1` ascending offsets into `cand_doc`, from 0 to `n_cand`.
+    pub(crate) cand_off: &'a CudaSlice<u32>,
+    pub(crate) n_queries: i32,
     pub(crate) n_cand: i32,
     pub(crate) s: &'a CudaSlice<f32>,
     pub(crate) ld: i32,
@@ -375,8 +377,8 @@ pub(crate) struct ApproxArgs<'a> {
     pub(crate) nq: &'a CudaSlice<i32>,
 }
 
-/// `approx_scores(float* out, const unsigned* cand_doc, const unsigned* cand_query,
-/// int n_cand, const float* S, int ld, const unsigned* codes,
+/// `approx_scores(float* out, const unsigned* cand_doc, const unsigned* cand_off,
+/// int n_queries, int n_cand, const float* S, int ld, const unsigned* codes,
 /// const unsigned long long* doc_off, const int* nq)`; one warp per candidate.
 /// Candidate documents and queries were range-checked by the caller.
 pub(crate) fn approx_scores(
@@ -386,7 +388,7 @@ pub(crate) fn approx_scores(
     a: &ApproxArgs<'_>,
 ) -> Result<(), Error> {
     let n = a.n_cand as usize;
-    if out.len() < n || a.cand_doc.len() < n || a.cand_query.len() < n {
+    if out.len() < n || a.cand_doc.len() < n || a.cand_off.len() < a.n_queries as usize + 1 {
         return Err(Error::Shape {
             what: "approx_scores buffers",
             expected: n,
@@ -401,7 +403,8 @@ pub(crate) fn approx_scores(
     launch(stream, f, cfg, |b| {
         b.arg(out)
             .arg(a.cand_doc)
-            .arg(a.cand_query)
+            .arg(a.cand_off)
+            .arg(&a.n_queries)
             .arg(&a.n_cand)
             .arg(a.s)
             .arg(&a.ld)

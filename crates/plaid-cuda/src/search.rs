@@ -340,30 +340,40 @@ impl<'a> GpuIndex<'a> {
         profile.candidates_s += lap(&mut t);
         profile.candidates += cands.iter().map(Vec::len).sum::<usize>();
 
-        // Approximate scores for every candidate.
+        // Approximate scores for the candidates of queries with more than
+        // n_exact of them (flattened per query, in parallel).
         let n_exact = params.n_exact();
-        let mut cand_doc = Vec::new();
-        let mut cand_query = Vec::new();
-        for (qi, c) in cands.iter().enumerate() {
-            if c.len() > n_exact {
-                cand_doc.extend_from_slice(c);
-                cand_query.extend(std::iter::repeat_n(qi as u32, c.len()));
-            }
+        let mut off = Vec::with_capacity(cands.len() + 1);
+        off.push(0usize);
+        for c in &cands {
+            let n = if c.len() > n_exact { c.len() } else { 0 };
+            off.push(off[off.len() - 1] + n);
         }
-        let approx = if cand_doc.is_empty() {
+        let total = off[cands.len()];
+        let approx = if total == 0 {
             Vec::new()
         } else {
-            let n_cand = check_i32("candidates", cand_doc.len())?;
+            let cand_doc: Vec<u32> = cands
+                .par_iter()
+                .filter(|c| c.len() > n_exact)
+                .flat_map_iter(|c| c.iter().copied())
+                .collect();
+            let off32: Vec<u32> = off
+                .iter()
+                .map(|&o| u32::try_from(o).map_err(|_| too_many_docs(o)))
+                .collect::<Result<_, _>>()?;
+            let n_cand = check_i32("candidates", total)?;
             let cd = drv("upload candidates", s.clone_htod(&cand_doc))?;
-            let cq = drv("upload candidate queries", s.clone_htod(&cand_query))?;
-            let mut out = ffi::alloc_out::<f32>(s, cand_doc.len())?;
+            let co = drv("upload candidate offsets", s.clone_htod(&off32))?;
+            let mut out = ffi::alloc_out::<f32>(s, total)?;
             ffi::approx_scores(
                 s,
                 &dev.kernels.approx_scores,
                 &mut out,
                 &ApproxArgs {
                     cand_doc: &cd,
-                    cand_query: &cq,
+                    cand_off: &co,
+                    n_queries: check_i32("queries", b)?,
                     n_cand,
                     s: &scores,
                     ld: check_i32("score rows", nrows)?,
@@ -375,15 +385,14 @@ impl<'a> GpuIndex<'a> {
             drv("download approximate scores", s.clone_dtoh(&out))?
         };
         drop(scores);
-        let mut at = 0;
         let chosen: Vec<Vec<u32>> = cands
-            .into_iter()
-            .map(|c| {
+            .into_par_iter()
+            .enumerate()
+            .map(|(qi, c)| {
                 if c.len() <= n_exact {
                     return c;
                 }
-                let sc = &approx[at..at + c.len()];
-                at += c.len();
+                let sc = &approx[off[qi]..off[qi + 1]];
                 let mut v: Vec<(f32, u32, u32)> = c
                     .iter()
                     .zip(sc)
@@ -450,11 +459,16 @@ impl<'a> GpuIndex<'a> {
 
     /// The best `k` of each query's scored documents.
     fn rank(&self, docs: &[Vec<u32>], scores: &[f32], k: usize) -> Vec<Hits> {
+        let mut starts = Vec::with_capacity(docs.len());
         let mut at = 0;
-        docs.iter()
-            .map(|d| {
+        for d in docs {
+            starts.push(at);
+            at += d.len();
+        }
+        docs.par_iter()
+            .zip(starts)
+            .map(|(d, at)| {
                 let sc = &scores[at..at + d.len()];
-                at += d.len();
                 let mut v: Vec<(f32, u32)> = d
                     .iter()
                     .zip(sc)

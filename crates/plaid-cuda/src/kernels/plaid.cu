@@ -187,16 +187,25 @@ extern "C" __global__ void __launch_bounds__(1024) topd_8(unsigned int* out, con
 
 // Approximate score of each candidate, one warp per candidate:
 // sum over query tokens t < nq[b] of max over the document's tokens j of
-// S[code(j) * ld + 32 * b + t]. An empty document scores 0.
+// S[code(j) * ld + 32 * b + t]. An empty document scores 0. Candidates of
+// query b are cand_doc[cand_off[b] .. cand_off[b + 1]] (cand_off ascending,
+// cand_off[0] = 0, cand_off[n_queries] = n_cand).
 extern "C" __global__ void approx_scores(float* out, const unsigned int* cand_doc,
-                                         const unsigned int* cand_query, int n_cand,
-                                         const float* S, int ld, const unsigned int* codes,
+                                         const unsigned int* cand_off, int n_queries,
+                                         int n_cand, const float* S, int ld,
+                                         const unsigned int* codes,
                                          const unsigned long long* doc_off, const int* nq) {
     int wi = (int)((blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x) >> 5);
     int lane = threadIdx.x & 31;
     if (wi >= n_cand) return;
     unsigned d = cand_doc[wi];
-    unsigned b = cand_query[wi];
+    // The query: the last b with cand_off[b] <= wi.
+    int lo = 0, hi = n_queries;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) >> 1;
+        if (cand_off[mid] <= (unsigned)wi) lo = mid; else hi = mid;
+    }
+    unsigned b = (unsigned)lo;
     unsigned long long s = doc_off[d], e = doc_off[d + 1];
     const float* sb = S + 32 * (size_t)b + lane;
     float m = NEG_INF;
