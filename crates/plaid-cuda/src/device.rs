@@ -20,6 +20,7 @@ pub(crate) struct Kernels {
     pub(crate) encode_pack: CudaFunction,
     /// `topd_1`, `topd_2`, `topd_4`, `topd_8`: lists of 32, 64, 128, 256.
     pub(crate) topd: [CudaFunction; 4],
+    pub(crate) score_range: CudaFunction,
     pub(crate) approx_scores: CudaFunction,
     pub(crate) exact_scores: CudaFunction,
 }
@@ -159,6 +160,7 @@ impl Device {
             argmax_refine: f("argmax_refine")?,
             encode_pack: f("encode_pack")?,
             topd: [f("topd_1")?, f("topd_2")?, f("topd_4")?, f("topd_8")?],
+            score_range: f("score_range")?,
             approx_scores: f("approx_scores")?,
             exact_scores: f("exact_scores")?,
         };

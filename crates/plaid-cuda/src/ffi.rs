@@ -375,11 +375,14 @@ pub(crate) struct ApproxArgs<'a> {
     pub(crate) codes: &'a CudaSlice<u32>,
     pub(crate) doc_off: &'a CudaSlice<u64>,
     pub(crate) nq: &'a CudaSlice<i32>,
+    /// Per query `[lo, scale]` from `score_range`.
+    pub(crate) range: &'a CudaSlice<f32>,
 }
 
 /// `approx_scores(float* out, const unsigned* cand_doc, const unsigned* cand_off,
 /// int n_queries, int n_cand, const float* S, int ld, const unsigned* codes,
-/// const unsigned long long* doc_off, const int* nq)`; one warp per candidate.
+/// const unsigned long long* doc_off, const int* nq, const float* range)`; one warp
+/// per candidate.
 /// Candidate documents and queries were range-checked by the caller.
 pub(crate) fn approx_scores(
     stream: &Arc<CudaStream>,
@@ -410,7 +413,38 @@ pub(crate) fn approx_scores(
             .arg(&a.ld)
             .arg(a.codes)
             .arg(a.doc_off)
-            .arg(a.nq);
+            .arg(a.nq)
+            .arg(a.range);
+    })
+}
+
+/// `score_range(float* range, const float* S, int ld, int k, const int* nq)`: one
+/// block of 256 threads per query; `range` holds `2 × queries` floats.
+pub(crate) fn score_range(
+    stream: &Arc<CudaStream>,
+    f: &CudaFunction,
+    range: &mut CudaSlice<f32>,
+    s: &CudaSlice<f32>,
+    queries: usize,
+    k: usize,
+    nq: &CudaSlice<i32>,
+) -> Result<(), Error> {
+    let ld = 32 * queries;
+    if range.len() < 2 * queries || s.len() < k * ld || nq.len() < queries {
+        return Err(Error::Shape {
+            what: "score_range buffers",
+            expected: k * ld,
+            found: s.len(),
+        });
+    }
+    let cfg = LaunchConfig {
+        grid_dim: (queries as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (ld_i, k_i) = (ld as i32, k as i32);
+    launch(stream, f, cfg, |b| {
+        b.arg(range).arg(s).arg(&ld_i).arg(&k_i).arg(nq);
     })
 }
 

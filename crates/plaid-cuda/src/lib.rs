@@ -24,9 +24,14 @@
 //! Codes equal the CPU's except on near-ties: the two best centroids by the
 //! f16 GEMM are rescored in f32, so a code differs only when the CPU's best
 //! is not among the f16 top two or the f32 rescoring of two centroids is
-//! within rounding of a tie. Search runs the same stages with f32 scores
-//! where the CPU's approximate stage uses an 8-bit table, so the documents
-//! sent to exact scoring can differ at the margin.
+//! within rounding of a tie. Search runs the CPU's stages with the CPU's
+//! rules: the same probing rule (ranked lists up to 256 deep, where the CPU
+//! could go deeper for queries of many near-identical tokens), the same
+//! inverted lists, the same 8-bit approximate scores (levels from the same
+//! affine map, rounded the same way), the same number of exactly scored
+//! documents and the same ties. Results differ only where GPU and CPU
+//! rounding of a score differs (cuBLAS against faer GEMMs, f32 sums in
+//! another order).
 //!
 //! # Crate features
 //! None.

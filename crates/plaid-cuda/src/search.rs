@@ -293,44 +293,81 @@ impl<'a> GpuIndex<'a> {
             self.dim,
         )?;
         let n_probe = params.effective_n_probe();
-        // Deep enough for the whole probe budget of the longest query (the
-        // CPU's rank depth never exceeds it), up to 256 ranks.
-        let longest = queries.iter().map(|q| q.num_rows()).max().unwrap_or(1);
-        let want = n_probe.saturating_mul(longest).min(self.k);
-        let which = DEPTHS
-            .iter()
-            .position(|&d| d >= want)
-            .unwrap_or(DEPTHS.len() - 1);
-        let depth = DEPTHS[which];
-        let mut ranked = ffi::alloc_out::<u32>(s, nrows * depth)?;
-        ffi::topd(
-            s,
-            &dev.kernels.topd[which],
-            depth,
-            &mut ranked,
-            &scores,
-            b,
-            self.k,
-            &qb.nq,
-        )?;
-        let ranked = drv("download ranked lists", s.clone_dtoh(&ranked))?;
-        profile.centroids_s += lap(&mut t);
-
-        // Probing and candidates on the host, in parallel over queries.
+        // Ranked lists twice as deep as the CPU's first probing depth
+        // (2 · n_probe); queries whose probe budget is not met within them
+        // (many near-duplicate tokens) get a second, deeper ranking, up to
+        // the budget of the longest query or 256 ranks, as the CPU deepens.
         let k = self.k;
-        let cands: Vec<Vec<u32>> = queries
+        let depth_index = |want: usize| {
+            DEPTHS
+                .iter()
+                .position(|&d| d >= want.min(k))
+                .unwrap_or(DEPTHS.len() - 1)
+        };
+        let rank = |which: usize| -> Result<Vec<u32>, Error> {
+            let depth = DEPTHS[which];
+            let mut ranked = ffi::alloc_out::<u32>(s, nrows * depth)?;
+            ffi::topd(
+                s,
+                &dev.kernels.topd[which],
+                depth,
+                &mut ranked,
+                &scores,
+                b,
+                k,
+                &qb.nq,
+            )?;
+            drv("download ranked lists", s.clone_dtoh(&ranked))
+        };
+        let probe = |qi: usize, nq: usize, ranked: &[u32], depth: usize| {
+            let lists: Vec<&[u32]> = (0..nq)
+                .map(|tk| {
+                    let l = &ranked[(qi * MAX_QUERY_TOKENS + tk) * depth..][..depth];
+                    let valid = l.iter().position(|&c| c as usize >= k).unwrap_or(depth);
+                    &l[..valid]
+                })
+                .collect();
+            probe_from_lists(&lists, n_probe, k)
+        };
+        let first = depth_index(n_probe.saturating_mul(4));
+        let ranked = rank(first)?;
+        let mut probes: Vec<Vec<bool>> = queries
             .par_iter()
             .enumerate()
-            .map(|(qi, q)| {
-                let lists: Vec<&[u32]> = (0..q.num_rows())
-                    .map(|tk| {
-                        let l = &ranked[(qi * MAX_QUERY_TOKENS + tk) * depth..][..depth];
-                        let valid = l.iter().position(|&c| c as usize >= k).unwrap_or(depth);
-                        &l[..valid]
-                    })
+            .map(|(qi, q)| probe(qi, q.num_rows(), &ranked, DEPTHS[first]))
+            .collect();
+        let short: Vec<usize> = (0..b)
+            .filter(|&qi| {
+                let budget = n_probe.saturating_mul(queries[qi].num_rows()).min(k);
+                let count = probes[qi].iter().filter(|&&p| p).count();
+                count < budget && DEPTHS[first] < budget
+            })
+            .collect();
+        if !short.is_empty() {
+            let longest = short
+                .iter()
+                .map(|&qi| queries[qi].num_rows())
+                .max()
+                .unwrap_or(1);
+            let deep = depth_index(n_probe.saturating_mul(longest));
+            if deep > first {
+                let ranked = rank(deep)?;
+                let redo: Vec<(usize, Vec<bool>)> = short
+                    .par_iter()
+                    .map(|&qi| (qi, probe(qi, queries[qi].num_rows(), &ranked, DEPTHS[deep])))
                     .collect();
-                let probed = probe_from_lists(&lists, n_probe, k);
-                let docs = self.searcher.probed_docs(&probed)?;
+                for (qi, p) in redo {
+                    probes[qi] = p;
+                }
+            }
+        }
+        profile.centroids_s += lap(&mut t);
+
+        // Candidates on the host, in parallel over queries.
+        let cands: Vec<Vec<u32>> = probes
+            .par_iter()
+            .map(|probed| {
+                let docs = self.searcher.probed_docs(probed)?;
                 Ok(docs
                     .iter()
                     .map(|d| self.seg_base[d.segment as usize] + d.local)
@@ -365,6 +402,16 @@ impl<'a> GpuIndex<'a> {
             let n_cand = check_i32("candidates", total)?;
             let cd = drv("upload candidates", s.clone_htod(&cand_doc))?;
             let co = drv("upload candidate offsets", s.clone_htod(&off32))?;
+            let mut range = ffi::alloc_out::<f32>(s, 2 * b)?;
+            ffi::score_range(
+                s,
+                &dev.kernels.score_range,
+                &mut range,
+                &scores,
+                b,
+                self.k,
+                &qb.nq,
+            )?;
             let mut out = ffi::alloc_out::<f32>(s, total)?;
             ffi::approx_scores(
                 s,
@@ -380,6 +427,7 @@ impl<'a> GpuIndex<'a> {
                     codes: &self.codes,
                     doc_off: &self.doc_off,
                     nq: &qb.nq,
+                    range: &range,
                 },
             )?;
             drv("download approximate scores", s.clone_dtoh(&out))?

@@ -20,6 +20,7 @@ fn kernels_compile_for_hopper_and_the_oldest_target() {
             "topd_2",
             "topd_4",
             "topd_8",
+            "score_range",
             "approx_scores",
             "exact_scores",
         ] {

@@ -185,16 +185,58 @@ extern "C" __global__ void __launch_bounds__(1024) topd_2(unsigned int* out, con
 extern "C" __global__ void __launch_bounds__(1024) topd_4(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<4>(out, S, ld, k, nq); }
 extern "C" __global__ void __launch_bounds__(1024) topd_8(unsigned int* out, const float* S, int ld, int k, const int* nq) { topd<8>(out, S, ld, k, nq); }
 
-// Approximate score of each candidate, one warp per candidate:
-// sum over query tokens t < nq[b] of max over the document's tokens j of
-// S[code(j) * ld + 32 * b + t]. An empty document scores 0. Candidates of
-// query b are cand_doc[cand_off[b] .. cand_off[b + 1]] (cand_off ascending,
+// Per query b, the affine map of its centroid scores onto 0..=255 that the
+// CPU's approximate stage uses: lo = min and hi = max of S[c][32b + t] over
+// all c and t < nq[b]; range[2b] = lo, range[2b+1] = 255 / (hi - lo) (0 when
+// hi <= lo). One block of 8 warps per query, a warp per centroid row.
+extern "C" __global__ void score_range(float* range, const float* S, int ld, int k,
+                                       const int* nq) {
+    __shared__ float slo[8], shi[8];
+    int b = blockIdx.x;
+    int w = threadIdx.x >> 5;
+    int lane = threadIdx.x & 31;
+    bool active = lane < nq[b];
+    float lo = __int_as_float(0x7f800000), hi = NEG_INF;
+    for (int c = w; c < k; c += 8) {
+        if (active) {
+            float v = S[(size_t)c * ld + 32 * b + lane];
+            lo = fminf(lo, v);
+            hi = fmaxf(hi, v);
+        }
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+        lo = fminf(lo, __shfl_xor_sync(FULL, lo, off));
+        hi = fmaxf(hi, __shfl_xor_sync(FULL, hi, off));
+    }
+    if (lane == 0) { slo[w] = lo; shi[w] = hi; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int i = 1; i < 8; ++i) { lo = fminf(lo, slo[i]); hi = fmaxf(hi, shi[i]); }
+        range[2 * b] = lo;
+        range[2 * b + 1] = hi > lo ? __fdiv_rn(255.0f, __fsub_rn(hi, lo)) : 0.0f;
+    }
+}
+
+// The CPU's 8-bit level of score v: ((v - lo) * scale + 0.5) truncated and
+// saturated to 0..=255 (NaN -> 0), rounded exactly as the CPU rounds (no FMA).
+__device__ __forceinline__ unsigned level(float v, float lo, float scale) {
+    float x = __fadd_rn(__fmul_rn(__fsub_rn(v, lo), scale), 0.5f);
+    return x >= 255.0f ? 255u : (x > 0.0f ? (unsigned)x : 0u);
+}
+
+// Approximate score of each candidate, one warp per candidate, as the CPU
+// computes it: sum over query tokens t < nq[b] of the 8-bit level of
+// max over the document's tokens j of S[code(j) * ld + 32 * b + t] (the
+// level is monotone, so the max of levels is the level of the max). An
+// empty document scores 0. Candidates of query b are
+// cand_doc[cand_off[b] .. cand_off[b + 1]] (cand_off ascending,
 // cand_off[0] = 0, cand_off[n_queries] = n_cand).
 extern "C" __global__ void approx_scores(float* out, const unsigned int* cand_doc,
                                          const unsigned int* cand_off, int n_queries,
                                          int n_cand, const float* S, int ld,
                                          const unsigned int* codes,
-                                         const unsigned long long* doc_off, const int* nq) {
+                                         const unsigned long long* doc_off, const int* nq,
+                                         const float* range) {
     int wi = (int)((blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x) >> 5);
     int lane = threadIdx.x & 31;
     if (wi >= n_cand) return;
@@ -217,9 +259,9 @@ extern "C" __global__ void approx_scores(float* out, const unsigned int* cand_do
             m = fmaxf(m, sb[(size_t)c * ld]);
         }
     }
-    float v = (lane < nq[b] && e > s) ? m : 0.0f;
-    v = warp_sum(v);
-    if (lane == 0) out[wi] = v;
+    unsigned v = (lane < nq[b] && e > s) ? level(m, range[2 * b], range[2 * b + 1]) : 0u;
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(FULL, v, off);
+    if (lane == 0) out[wi] = (float)v;
 }
 
 // Exact MaxSim over decompressed vectors. Block (x, b): query b, 8 warps,
