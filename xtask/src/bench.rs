@@ -636,9 +636,35 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    let report = portable_paths(&report, &root);
     std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("==> wrote {}", out.display());
     Ok(())
+}
+
+/// `text` with this machine's absolute paths replaced, so results files can
+/// be committed: the workspace becomes `.`, the shared data `../shared` and
+/// the temporary folder `$TMP` (longest paths first, so a path inside
+/// another is replaced whole).
+fn portable_paths(text: &str, root: &Path) -> String {
+    let mut pairs: Vec<(String, &str)> = Vec::new();
+    let mut add = |p: &Path, to: &'static str| {
+        pairs.push((p.display().to_string(), to));
+        if let Ok(c) = p.canonicalize() {
+            pairs.push((c.display().to_string(), to));
+        }
+    };
+    add(&root.join("../shared"), "../shared");
+    add(&std::env::temp_dir(), "$TMP");
+    add(root, ".");
+    pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        if from.len() > 1 {
+            out = out.replace(&from, to);
+        }
+    }
+    out
 }
 
 /// Points `set` at copies of its first `n` queries (and ground-truth rows) in `tmp`.
@@ -1086,6 +1112,25 @@ fn targets(s: &mut String, o: &Opts, data: &Dataset, builds: &[Build], searches:
             s,
             "| {what} | {} | {fig} |",
             if ok { "yes" } else { "**no**" }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn results_lose_machine_paths() {
+        let root = std::path::Path::new("/srv/ws/main");
+        let tmp = std::env::temp_dir();
+        let text = format!(
+            "{}/target/release/plaid index {}/x --embeddings /srv/ws/main/../shared/data/e.npy",
+            root.display(),
+            tmp.display()
+        );
+        let out = super::portable_paths(&text, root);
+        assert_eq!(
+            out,
+            "./target/release/plaid index $TMP/x --embeddings ../shared/data/e.npy"
         );
     }
 }
