@@ -58,10 +58,6 @@ pub struct SegmentData {
     pub codes: CodesBuf,
     /// Packed residuals, `T × packed_len`.
     pub residuals: Vec<u8>,
-    /// Inverted-list lengths, one per centroid.
-    pub ivf_lengths: Vec<u32>,
-    /// Concatenated inverted lists of local document indices.
-    pub ivf: Vec<u32>,
 }
 
 impl SegmentData {
@@ -141,31 +137,6 @@ pub(crate) fn write_segment(
         &[t, packed_len],
         &seg.residuals,
     )?;
-    let ivf_lengths = put(
-        dir,
-        files,
-        format!("{p}.ivf_lengths.npy"),
-        &[seg.ivf_lengths.len()],
-        &seg.ivf_lengths,
-    )?;
-    // Entries are segment-local document indices, so 2 bytes suffice for a
-    // segment of at most 65,536 documents (format 2).
-    let ivf = if seg.doc_ids.len() <= usize::from(u16::MAX) + 1 {
-        let narrow: Vec<u16> = seg
-            .ivf
-            .iter()
-            .map(|&d| u16::try_from(d).unwrap_or(u16::MAX))
-            .collect();
-        put(dir, files, format!("{p}.ivf.npy"), &[narrow.len()], &narrow)?
-    } else {
-        put(
-            dir,
-            files,
-            format!("{p}.ivf.npy"),
-            &[seg.ivf.len()],
-            &seg.ivf,
-        )?
-    };
     Ok(SegmentEntry {
         id,
         num_docs: n as u64,
@@ -175,8 +146,8 @@ pub(crate) fn write_segment(
             doclens,
             codes,
             residuals,
-            ivf_lengths,
-            ivf,
+            ivf_lengths: None,
+            ivf: None,
         },
         num_deleted: 0,
         tombstones: None,
@@ -852,24 +823,6 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
         if acc != t as u64 {
             return Err(shape_err(&f.doclens, "tokens", t, acc as usize));
         }
-        let ivf_lengths = small(&f.ivf_lengths)?;
-        let ivf_lengths = ivf_lengths.as_slice::<u32>().map_err(|kind| Error::Npy {
-            path: dir.join(&f.ivf_lengths),
-            kind,
-        })?;
-        // A segment written before centroids were appended to the codebook
-        // has fewer lists; the lists of the newer centroids are empty.
-        if ivf_lengths.len() > k {
-            return Err(shape_err(&f.ivf_lengths, "centroids", k, ivf_lengths.len()));
-        }
-        let mut ivf_offsets = Vec::with_capacity(k + 1);
-        let mut acc = 0u64;
-        ivf_offsets.push(0);
-        for &l in ivf_lengths {
-            acc += u64::from(l);
-            ivf_offsets.push(acc);
-        }
-        ivf_offsets.resize(k + 1, acc);
         let codes = large(&dir.join(&f.codes))?;
         let code_ok = match manifest.code_bytes {
             2 => codes.as_slice::<u16>().map(|c| c.len()),
@@ -901,26 +854,25 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
             },
             other => other,
         })?;
-        let ivf = large(&dir.join(&f.ivf))?;
-        let ivf_len = match ivf.as_slice::<u16>() {
-            Ok(v) => Ok(v.len()),
-            Err(_) => ivf.as_slice::<u32>().map(|s| s.len()),
-        }
-        .map_err(|e| match e {
-            Error::Npy { kind, .. } => Error::Npy {
-                path: dir.join(&f.ivf),
-                kind,
-            },
-            other => other,
-        })?;
-        if ivf_len as u64 != acc {
-            return Err(shape_err(
-                &f.ivf,
-                "inverted-list entries",
-                acc as usize,
-                ivf_len,
-            ));
-        }
+        let (ivf_offsets, ivf) = match (&f.ivf_lengths, &f.ivf) {
+            (Some(lengths), Some(lists)) => stored_ivf(dir, large, lengths, lists, k)?,
+            (None, None) => {
+                let stored = match codes.as_slice::<u16>() {
+                    Ok(c) => StoredCodes::U16(c),
+                    Err(_) => StoredCodes::U32(codes.as_slice::<u32>()?),
+                };
+                rebuilt_ivf(&doc_offsets, stored, k)?
+            }
+            _ => {
+                let name = f.ivf.as_ref().or(f.ivf_lengths.as_ref());
+                return Err(shape_err(
+                    name.map_or("ivf", String::as_str),
+                    "inverted-list files (both or neither)",
+                    2,
+                    1,
+                ));
+            }
+        };
         let deleted = crate::live::read_tombstones(dir, entry)?;
         segments.push(OpenedSegment {
             entry: entry.clone(),
@@ -939,4 +891,141 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
         codebook,
         segments,
     })
+}
+
+/// The inverted lists of a format 1–2 segment, read from its files.
+fn stored_ivf(
+    dir: &Path,
+    large: Loader<'_>,
+    lengths_name: &str,
+    lists_name: &str,
+    k: usize,
+) -> Result<(Vec<u64>, Backing), Error> {
+    let shape_err = |name: &str, what: &'static str, expected: usize, found: usize| Error::Layout {
+        path: dir.join(name),
+        fault: LayoutFault::Shape {
+            what,
+            expected,
+            found,
+        },
+    };
+    let ivf_lengths = npy::read_npy(&dir.join(lengths_name))?;
+    let ivf_lengths = ivf_lengths.as_slice::<u32>().map_err(|kind| Error::Npy {
+        path: dir.join(lengths_name),
+        kind,
+    })?;
+    // A segment written before centroids were appended to the codebook
+    // has fewer lists; the lists of the newer centroids are empty.
+    if ivf_lengths.len() > k {
+        return Err(shape_err(lengths_name, "centroids", k, ivf_lengths.len()));
+    }
+    let mut ivf_offsets = Vec::with_capacity(k + 1);
+    let mut acc = 0u64;
+    ivf_offsets.push(0);
+    for &l in ivf_lengths {
+        acc += u64::from(l);
+        ivf_offsets.push(acc);
+    }
+    ivf_offsets.resize(k + 1, acc);
+    let ivf = large(&dir.join(lists_name))?;
+    let ivf_len = match ivf.as_slice::<u16>() {
+        Ok(v) => Ok(v.len()),
+        Err(_) => ivf.as_slice::<u32>().map(|s| s.len()),
+    }
+    .map_err(|e| match e {
+        Error::Npy { kind, .. } => Error::Npy {
+            path: dir.join(lists_name),
+            kind,
+        },
+        other => other,
+    })?;
+    if ivf_len as u64 != acc {
+        return Err(shape_err(
+            lists_name,
+            "inverted-list entries",
+            acc as usize,
+            ivf_len,
+        ));
+    }
+    Ok((ivf_offsets, ivf))
+}
+
+/// The inverted lists of a format 3 segment, built from its codes: for each
+/// centroid, the ascending local indices of the documents with a token of
+/// it (codes `>= k` are left out; search reports them). Entries are 2 bytes
+/// when the segment has at most 65,536 documents.
+fn rebuilt_ivf(
+    doc_offsets: &[u64],
+    codes: StoredCodes<'_>,
+    k: usize,
+) -> Result<(Vec<u64>, Backing), Error> {
+    let (offsets, lists) = inverted_lists(doc_offsets, codes, k);
+    let n = doc_offsets.len().saturating_sub(1);
+    let bytes = if n <= usize::from(u16::MAX) + 1 {
+        let narrow: Vec<u16> = lists
+            .iter()
+            .map(|&d| u16::try_from(d).unwrap_or(u16::MAX))
+            .collect();
+        npy::npy_bytes(&[narrow.len()], &narrow)
+    } else {
+        npy::npy_bytes(&[lists.len()], &lists)
+    };
+    let parse = |kind| Error::Npy {
+        path: PathBuf::from("(inverted lists built at open)"),
+        kind,
+    };
+    let array = npy::read_npy_from_bytes(&bytes.map_err(parse)?).map_err(parse)?;
+    Ok((offsets, Backing::Owned(array)))
+}
+
+/// For each centroid `< k`, the ascending documents (indices into
+/// `doc_offsets`) that hold a token of it: `K + 1` offsets and the
+/// concatenated lists. Linear in the tokens: each document's codes are
+/// deduplicated once, then counted and placed.
+pub fn inverted_lists(
+    doc_offsets: &[u64],
+    codes: StoredCodes<'_>,
+    k: usize,
+) -> (Vec<u64>, Vec<u32>) {
+    let n = doc_offsets.len().saturating_sub(1);
+    let code = |t: usize| match codes {
+        StoredCodes::U16(c) => c.get(t).map(|&v| u32::from(v)),
+        StoredCodes::U32(c) => c.get(t).copied(),
+    };
+    let mut uniq: Vec<u32> = Vec::new();
+    let mut per_doc: Vec<u32> = Vec::with_capacity(n);
+    let mut counts = vec![0u64; k + 1];
+    for d in 0..n {
+        let start = uniq.len();
+        let (a, b) = (doc_offsets[d] as usize, doc_offsets[d + 1] as usize);
+        uniq.extend((a..b).filter_map(code).filter(|&c| (c as usize) < k));
+        uniq[start..].sort_unstable();
+        let mut w = start;
+        for r in start..uniq.len() {
+            if r == start || uniq[r] != uniq[w - 1] {
+                uniq[w] = uniq[r];
+                w += 1;
+            }
+        }
+        uniq.truncate(w);
+        per_doc.push((w - start) as u32);
+        for &c in &uniq[start..] {
+            counts[c as usize + 1] += 1;
+        }
+    }
+    for c in 0..k {
+        counts[c + 1] += counts[c];
+    }
+    let mut fill = counts.clone();
+    let mut lists = vec![0u32; uniq.len()];
+    let mut at = 0usize;
+    for (d, &m) in per_doc.iter().enumerate() {
+        for &c in &uniq[at..at + m as usize] {
+            let slot = &mut fill[c as usize];
+            lists[*slot as usize] = d as u32;
+            *slot += 1;
+        }
+        at += m as usize;
+    }
+    (counts, lists)
 }

@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 
 /// Version of the index directory format this library reads and writes.
 /// Keep in sync with `docs/format.md` (a tidy test checks it).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format version this library reads. Version 1 differs only in
-/// always storing `f32` centroids and 4-byte inverted-list entries, both of
-/// which version 2 readers still accept.
+/// always storing `f32` centroids and 4-byte inverted-list entries, version
+/// 2 in storing the inverted lists (version 3 rebuilds them from the codes
+/// when a segment is opened); readers accept all three.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 
 /// The value of the manifest's `format` field.
@@ -78,10 +79,14 @@ pub struct SegmentFiles {
     pub codes: String,
     /// `u8 [T, dim·nbits/8]` packed residuals.
     pub residuals: String,
-    /// `u32 [K]` inverted-list lengths.
-    pub ivf_lengths: String,
-    /// `u32 [Σ lengths]` segment-local document indices per centroid, ascending.
-    pub ivf: String,
+    /// `u32 [K]` inverted-list lengths. Written by format versions 1 and 2
+    /// only: version 3 rebuilds the lists from the codes at open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivf_lengths: Option<String>,
+    /// `u16 [Σ lengths]` or `u32 [Σ lengths]` segment-local document indices
+    /// per centroid, ascending. Versions 1 and 2 only, as `ivf_lengths`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivf: Option<String>,
 }
 
 /// One immutable segment.
@@ -114,14 +119,9 @@ impl SegmentEntry {
     /// Every file of the segment, tombstones included.
     pub fn file_names(&self) -> Vec<&String> {
         let f = &self.files;
-        let mut names = vec![
-            &f.doc_ids,
-            &f.doclens,
-            &f.codes,
-            &f.residuals,
-            &f.ivf_lengths,
-            &f.ivf,
-        ];
+        let mut names = vec![&f.doc_ids, &f.doclens, &f.codes, &f.residuals];
+        names.extend(f.ivf_lengths.as_ref());
+        names.extend(f.ivf.as_ref());
         names.extend(self.tombstones.as_ref());
         names
     }

@@ -181,12 +181,16 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, Error> {
             ));
         }
         let (want_lengths, want_ivf) = SegmentData::build_ivf(&doclens, &codes, k);
+        // Format 3 stores no lists (they are rebuilt from the codes at open);
+        // errors then name the codes file they come from.
+        let lengths_path = dir.join(f.ivf_lengths.as_ref().unwrap_or(&f.codes));
+        let lists_path = dir.join(f.ivf.as_ref().unwrap_or(&f.codes));
         let ivf_offs = seg.ivf_offsets();
         for (c, &want) in want_lengths.iter().enumerate() {
             let found = ivf_offs[c + 1] - ivf_offs[c];
             if found != u64::from(want) {
                 return Err(bad(
-                    &dir.join(&f.ivf_lengths),
+                    &lengths_path,
                     "inverted-list length (documents with a token of the centroid)",
                     c,
                     found,
@@ -196,7 +200,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, Error> {
         let ivf = seg.ivf()?.to_vec();
         if ivf.len() != want_ivf.len() {
             return Err(bad(
-                &dir.join(&f.ivf),
+                &lists_path,
                 "inverted-list entries (sum of the lengths)",
                 0,
                 ivf.len() as u64,
@@ -210,7 +214,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, Error> {
             .map(|(i, (a, _))| (i, a))
         {
             return Err(bad(
-                &dir.join(&f.ivf),
+                &lists_path,
                 "inverted-list entry (ascending local documents with a token of the centroid)",
                 i,
                 u64::from(d),

@@ -141,14 +141,11 @@ pub(crate) fn build_segment(
     // Encode in chunks so progress is visible and memory stays bounded.
     let (codes, residuals) = encode_with_progress(&backend, &codebook, docs, progress)?;
     let kc = codebook.num_centroids();
-    let (ivf_lengths, ivf) = SegmentData::build_ivf(&docs.lens, &codes, kc);
     let segment = SegmentData {
         doc_ids: (0..n as u32).collect(),
         doclens: docs.lens.clone(),
         codes: CodesBuf::for_codebook(codes, kc),
         residuals,
-        ivf_lengths,
-        ivf,
     };
     Ok((codebook, segment))
 }

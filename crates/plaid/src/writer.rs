@@ -124,14 +124,11 @@ impl Index {
         let k = grown
             .as_ref()
             .map_or(snap.num_centroids(), |g| g.num_centroids());
-        let (ivf_lengths, ivf) = SegmentData::build_ivf(&flat.lens, &codes, k);
         let segment = SegmentData {
             doc_ids: doc_ids.clone(),
             doclens: flat.lens.clone(),
             codes: CodesBuf::for_codebook(codes, k),
             residuals,
-            ivf_lengths,
-            ivf,
         };
         drop(flat);
         let ids: Vec<DocId> = doc_ids.into_iter().map(DocId::new).collect();
@@ -430,13 +427,10 @@ fn merge(
         doc_ids.push(id);
         doclens.push((end - start) as u32);
     }
-    let (ivf_lengths, ivf) = SegmentData::build_ivf(&doclens, &codes, num_centroids);
     Ok(Some(SegmentData {
         doc_ids,
         doclens,
         codes: CodesBuf::for_codebook(codes, num_centroids),
         residuals,
-        ivf_lengths,
-        ivf,
     }))
 }

@@ -106,6 +106,11 @@ fn compat_v2_golden_index_opens_and_searches() {
     golden_index_opens_and_searches(2);
 }
 
+#[test]
+fn compat_v3_golden_index_opens_and_searches() {
+    golden_index_opens_and_searches(3);
+}
+
 fn golden_index_opens_and_searches(version: u32) {
     let root = data_dir(version);
     let before = snapshot(&root);

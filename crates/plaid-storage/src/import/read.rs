@@ -301,8 +301,6 @@ pub(super) fn read(src: &Path, format: SourceFormat, detected: bool) -> Result<S
         doclens,
         codes: CodesBuf::for_codebook(codes, k),
         residuals,
-        ivf_lengths,
-        ivf,
     };
     Ok(SourceIndex {
         codebook,

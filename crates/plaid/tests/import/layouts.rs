@@ -94,14 +94,16 @@ fn imported(src: &Path, from: Option<SourceFormat>) -> (Imported, plaid::ImportR
         layout::CodesBuf::U32(c) => c,
     };
     assert_eq!(s.segment.doc_ids, (0..60).collect::<Vec<u32>>());
+    let k = s.codebook.num_centroids();
+    let (ivf_lengths, ivf) = layout::SegmentData::build_ivf(&s.segment.doclens, &codes, k);
     (
         Imported {
             codebook: s.codebook,
             doclens: s.segment.doclens,
             codes,
             residuals: s.segment.residuals,
-            ivf_lengths: s.segment.ivf_lengths,
-            ivf: s.segment.ivf,
+            ivf_lengths,
+            ivf,
         },
         s.report,
     )
