@@ -126,10 +126,21 @@ pub(crate) fn write_segment(
     let t = seg.codes.len();
     let doc_ids = put(dir, files, format!("{p}.doc_ids.npy"), &[n], &seg.doc_ids)?;
     let doclens = put(dir, files, format!("{p}.doclens.npy"), &[n], &seg.doclens)?;
-    let codes = match &seg.codes {
-        CodesBuf::U16(c) => put(dir, files, format!("{p}.codes.npy"), &[t], c)?,
-        CodesBuf::U32(c) => put(dir, files, format!("{p}.codes.npy"), &[t], c)?,
+    // Codes are bit-packed with just enough bits for the largest (format 3).
+    let all: Vec<u32> = match &seg.codes {
+        CodesBuf::U16(c) => c.iter().map(|&v| u32::from(v)).collect(),
+        CodesBuf::U32(c) => c.clone(),
     };
+    let bits = code_bits_for(all.iter().copied().max().unwrap_or(0));
+    let packed = pack_codes(&all, bits);
+    drop(all);
+    let codes = put(
+        dir,
+        files,
+        format!("{p}.codes.npy"),
+        &[packed.len()],
+        &packed,
+    )?;
     let residuals = put(
         dir,
         files,
@@ -151,7 +162,67 @@ pub(crate) fn write_segment(
         },
         num_deleted: 0,
         tombstones: None,
+        code_bits: Some(bits),
     })
+}
+
+/// Bits needed for codes up to `max` (at least 1).
+pub fn code_bits_for(max: u32) -> u8 {
+    (u32::BITS - max.leading_zeros()).max(1) as u8
+}
+
+/// Packs `codes` at `bits` each (1..=32): code `i` is bits `i·bits ..
+/// (i+1)·bits` of a little-endian bit stream (least significant bits first),
+/// `ceil(len·bits / 8)` bytes. Bits above `bits` are dropped.
+pub fn pack_codes(codes: &[u32], bits: u8) -> Vec<u8> {
+    let bits = u32::from(bits.clamp(1, 32));
+    let mask = if bits == 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << bits) - 1
+    };
+    let mut out = Vec::with_capacity((codes.len() * bits as usize).div_ceil(8));
+    let (mut acc, mut have) = (0u64, 0u32);
+    for &c in codes {
+        acc |= (u64::from(c) & mask) << have;
+        have += bits;
+        while have >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            have -= 8;
+        }
+    }
+    if have > 0 {
+        out.push(acc as u8);
+    }
+    out
+}
+
+/// The inverse of [`pack_codes`]: `n` codes of `bits` each, or `None` when
+/// `bytes` is not exactly `ceil(n·bits / 8)` long or `bits` is not 1..=32.
+pub fn unpack_codes(bytes: &[u8], bits: u8, n: usize) -> Option<Vec<u32>> {
+    if !(1..=32).contains(&bits) || n.checked_mul(usize::from(bits))?.div_ceil(8) != bytes.len() {
+        return None;
+    }
+    let bits = u32::from(bits);
+    let mask = if bits == 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << bits) - 1
+    };
+    let mut out = Vec::with_capacity(n);
+    let (mut acc, mut have) = (0u64, 0u32);
+    let mut it = bytes.iter();
+    while out.len() < n {
+        while have < bits {
+            acc |= u64::from(*it.next()?) << have;
+            have += 8;
+        }
+        out.push((acc & mask) as u32);
+        acc >>= bits;
+        have -= bits;
+    }
+    Some(out)
 }
 
 /// Creates a new index at `dir` holding `codebook` and one segment.
@@ -823,7 +894,10 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
         if acc != t as u64 {
             return Err(shape_err(&f.doclens, "tokens", t, acc as usize));
         }
-        let codes = large(&dir.join(&f.codes))?;
+        let codes = match entry.code_bits {
+            None => large(&dir.join(&f.codes))?,
+            Some(bits) => unpacked_codes(dir, &f.codes, bits, t, manifest.code_bytes)?,
+        };
         let code_ok = match manifest.code_bytes {
             2 => codes.as_slice::<u16>().map(|c| c.len()),
             _ => codes.as_slice::<u32>().map(|c| c.len()),
@@ -1028,4 +1102,47 @@ pub fn inverted_lists(
         at += m as usize;
     }
     (counts, lists)
+}
+
+/// A format 3 segment's bit-packed codes, read and widened to the index's
+/// `code_bytes` (2 or 4) in memory.
+fn unpacked_codes(
+    dir: &Path,
+    name: &str,
+    bits: u8,
+    t: usize,
+    code_bytes: u8,
+) -> Result<Backing, Error> {
+    let path = dir.join(name);
+    let bad = |expected: usize, found: usize| Error::Layout {
+        path: path.clone(),
+        fault: LayoutFault::Shape {
+            what: "bit-packed code bytes",
+            expected,
+            found,
+        },
+    };
+    let raw = npy::read_npy(&path)?;
+    let bytes = raw.as_slice::<u8>().map_err(|kind| Error::Npy {
+        path: path.clone(),
+        kind,
+    })?;
+    let want = t.saturating_mul(usize::from(bits)).div_ceil(8);
+    let max_bits = if code_bytes == 2 { 16 } else { 32 };
+    if bits == 0 || bits > max_bits {
+        return Err(bad(max_bits as usize, usize::from(bits)));
+    }
+    let codes = unpack_codes(bytes, bits, t).ok_or_else(|| bad(want, bytes.len()))?;
+    let encoded = if code_bytes == 2 {
+        let narrow: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
+        npy::npy_bytes(&[t], &narrow)
+    } else {
+        npy::npy_bytes(&[t], &codes)
+    };
+    let parse = |kind| Error::Npy {
+        path: path.clone(),
+        kind,
+    };
+    let array = npy::read_npy_from_bytes(&encoded.map_err(parse)?).map_err(parse)?;
+    Ok(Backing::Owned(array))
 }

@@ -108,6 +108,11 @@ pub struct SegmentEntry {
     /// no document of the segment is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tombstones: Option<String>,
+    /// Bits per code when the codes file is bit-packed (format 3): `|u1`
+    /// bytes holding `num_tokens` codes of this many bits each. Absent when
+    /// codes are stored as `code_bytes`-wide integers (formats 1–2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_bits: Option<u8>,
 }
 
 impl SegmentEntry {

@@ -54,6 +54,7 @@ fn sample_manifest() -> Manifest {
             },
             num_deleted: 1,
             tombstones: Some(name("seg-000001.del-000002.npy")),
+            code_bits: Some(9),
         }],
         files: BTreeMap::from([(
             name("centroids.1.npy"),
