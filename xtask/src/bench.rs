@@ -643,9 +643,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 }
 
 /// `text` with this machine's absolute paths replaced, so results files can
-/// be committed: the workspace becomes `.`, the shared data `../shared` and
-/// the temporary folder `$TMP` (longest paths first, so a path inside
-/// another is replaced whole).
+/// be committed: the cargo binary becomes `cargo`, the workspace `.`, the
+/// shared data `../shared` and the temporary folder `$TMP` (longest paths
+/// first, so a path inside another is replaced whole).
 fn portable_paths(text: &str, root: &Path) -> String {
     let mut pairs: Vec<(String, &str)> = Vec::new();
     let mut add = |p: &Path, to: &'static str| {
@@ -654,6 +654,7 @@ fn portable_paths(text: &str, root: &Path) -> String {
             pairs.push((c.display().to_string(), to));
         }
     };
+    add(Path::new(&crate::cargo()), "cargo");
     add(&root.join("../shared"), "../shared");
     add(&std::env::temp_dir(), "$TMP");
     add(root, ".");
