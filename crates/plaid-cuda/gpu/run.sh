@@ -9,7 +9,7 @@ OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 B=$PWD/.gpu-bin
 D=$PWD/.gpu-data
-W=/tmp/plaid-gpu
+W=${TMPDIR:-/tmp}/plaid-gpu
 rm -rf "$W"; mkdir -p "$W"
 chmod +x "$B"/*
 T0=$(date +%s)
