@@ -548,6 +548,9 @@ pub enum Backing {
     Mapped(NpyMap),
     /// Owned copy.
     Owned(NpyArray),
+    /// An array derived at open (format 3's unpacked codes and rebuilt
+    /// inverted lists), shared with later snapshots of the same segment.
+    Derived(std::sync::Arc<NpyArray>),
 }
 
 impl Backing {
@@ -562,6 +565,18 @@ impl Backing {
                 path: PathBuf::new(),
                 kind,
             }),
+            Backing::Derived(a) => a.as_slice::<T>().map_err(|kind| Error::Npy {
+                path: PathBuf::new(),
+                kind,
+            }),
+        }
+    }
+
+    /// Another handle on a derived array (no copy); `None` for file data.
+    fn share(&self) -> Option<Backing> {
+        match self {
+            Backing::Derived(a) => Some(Backing::Derived(std::sync::Arc::clone(a))),
+            _ => None,
         }
     }
 
@@ -570,6 +585,7 @@ impl Backing {
         match self {
             Backing::Mapped(m) => m.shape(),
             Backing::Owned(a) => a.shape(),
+            Backing::Derived(a) => a.shape(),
         }
     }
 }
@@ -727,6 +743,22 @@ pub fn open_in_memory(dir: &Path) -> Result<OpenedIndex, Error> {
 /// length, or arrays whose shapes or dtypes disagree; [`Error::Npy`] and
 /// [`Error::Io`] from reading files.
 pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
+    open_reusing(dir, large, None)
+}
+
+/// [`open_with`], taking the arrays derived at open (format 3's unpacked
+/// codes and rebuilt inverted lists) from `previous` for every segment that
+/// is unchanged in it (same id, same files, same number of centroids), so
+/// a commit costs what it changes, not the size of the index. Every file is
+/// still checked as [`open_with`] checks it.
+///
+/// # Errors
+/// As [`open_with`].
+pub fn open_reusing(
+    dir: &Path,
+    large: Loader<'_>,
+    previous: Option<&OpenedIndex>,
+) -> Result<OpenedIndex, Error> {
     let manifest = read_manifest(dir)?;
     for (name, entry) in &manifest.files {
         let path = dir.join(name);
@@ -894,9 +926,20 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
         if acc != t as u64 {
             return Err(shape_err(&f.doclens, "tokens", t, acc as usize));
         }
-        let codes = match entry.code_bits {
-            None => large(&dir.join(&f.codes))?,
-            Some(bits) => unpacked_codes(dir, &f.codes, bits, t, manifest.code_bytes)?,
+        // The same segment in the previous snapshot, when nothing it was
+        // derived from changed.
+        let same = previous
+            .and_then(|p| p.segments.iter().find(|s| s.entry.id == entry.id))
+            .filter(|s| {
+                s.entry.files == entry.files
+                    && s.entry.code_bits == entry.code_bits
+                    && s.entry.num_tokens == entry.num_tokens
+                    && s.ivf_offsets.len() == k + 1
+            });
+        let codes = match (entry.code_bits, same.and_then(|s| s.codes.share())) {
+            (None, _) => large(&dir.join(&f.codes))?,
+            (Some(_), Some(shared)) => shared,
+            (Some(bits), None) => unpacked_codes(dir, &f.codes, bits, t, manifest.code_bytes)?,
         };
         let code_ok = match manifest.code_bytes {
             2 => codes.as_slice::<u16>().map(|c| c.len()),
@@ -930,6 +973,10 @@ pub fn open_with(dir: &Path, large: Loader<'_>) -> Result<OpenedIndex, Error> {
         })?;
         let (ivf_offsets, ivf) = match (&f.ivf_lengths, &f.ivf) {
             (Some(lengths), Some(lists)) => stored_ivf(dir, large, lengths, lists, k)?,
+            (None, None) if same.is_some_and(|s| s.ivf.share().is_some()) => {
+                let prev = same.and_then(|s| s.ivf.share().map(|b| (s.ivf_offsets.clone(), b)));
+                prev.ok_or_else(|| shape_err(&f.codes, "inverted lists", 1, 0))?
+            }
             (None, None) => {
                 let stored = match codes.as_slice::<u16>() {
                     Ok(c) => StoredCodes::U16(c),
@@ -1049,7 +1096,7 @@ fn rebuilt_ivf(
         kind,
     };
     let array = npy::read_npy_from_bytes(&bytes.map_err(parse)?).map_err(parse)?;
-    Ok((offsets, Backing::Owned(array)))
+    Ok((offsets, Backing::Derived(std::sync::Arc::new(array))))
 }
 
 /// For each centroid `< k`, the ascending documents (indices into
@@ -1144,5 +1191,5 @@ fn unpacked_codes(
         kind,
     };
     let array = npy::read_npy_from_bytes(&encoded.map_err(parse)?).map_err(parse)?;
-    Ok(Backing::Owned(array))
+    Ok(Backing::Derived(std::sync::Arc::new(array)))
 }

@@ -303,11 +303,27 @@ impl NpyMap {
 /// # Errors
 /// As [`crate::layout::open_with`].
 pub fn open_index(dir: &Path) -> Result<crate::layout::OpenedIndex, Error> {
-    crate::layout::open_with(dir, &|path: &Path| {
-        // SAFETY: `path` is a file listed in a committed manifest, which plaid
-        // never modifies or truncates (see this function's docs and the
-        // "Unsafe" section of ARCHITECTURE.md).
-        let map = unsafe { NpyMap::open(path) }?;
-        Ok(crate::layout::Backing::Mapped(map))
-    })
+    open_index_reusing(dir, None)
+}
+
+/// [`open_index`], reusing what `previous` derived at open for unchanged
+/// segments (see [`crate::layout::open_reusing`]).
+///
+/// # Errors
+/// As [`open_index`].
+pub fn open_index_reusing(
+    dir: &Path,
+    previous: Option<&crate::layout::OpenedIndex>,
+) -> Result<crate::layout::OpenedIndex, Error> {
+    crate::layout::open_reusing(
+        dir,
+        &|path: &Path| {
+            // SAFETY: `path` is a file listed in a committed manifest, which plaid
+            // never modifies or truncates (see this function's docs and the
+            // "Unsafe" section of ARCHITECTURE.md).
+            let map = unsafe { NpyMap::open(path) }?;
+            Ok(crate::layout::Backing::Mapped(map))
+        },
+        previous,
+    )
 }

@@ -219,3 +219,48 @@ fn verify_catches_broken_invariants() {
         "code",
     );
 }
+
+#[test]
+fn reopening_after_a_commit_shares_what_unchanged_segments_derived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let cb = setup(&dir);
+    let m = layout::read_manifest(&dir).unwrap();
+    let mut c = Commit::begin(&dir, &m);
+    c.add_segment(&segment(&cb, &[7, 9])).unwrap();
+    let (m, _) = c.finish().unwrap();
+    let first = layout::open_in_memory(&dir).unwrap();
+    // A delete in the first segment and a new segment.
+    let first_id = m.segments[0].id;
+    let mut c = Commit::begin(&dir, &m);
+    c.set_deleted(first_id, &[0]).unwrap();
+    c.add_segment(&segment(&cb, &[11])).unwrap();
+    c.finish().unwrap();
+    let fresh = layout::open_in_memory(&dir).unwrap();
+    let reused = layout::open_reusing(&dir, &layout::load_owned, Some(&first)).unwrap();
+    assert_eq!(reused.segments.len(), fresh.segments.len());
+    for (r, f) in reused.segments.iter().zip(&fresh.segments) {
+        assert_eq!(r.entry(), f.entry());
+        assert_eq!(r.deleted(), f.deleted());
+        assert_eq!(r.ivf_offsets(), f.ivf_offsets());
+        assert_eq!(r.ivf().unwrap().to_vec(), f.ivf().unwrap().to_vec());
+        let (rc, fc) = (r.codes().unwrap(), f.codes().unwrap());
+        match (rc, fc) {
+            (layout::StoredCodes::U16(a), layout::StoredCodes::U16(b)) => assert_eq!(a, b),
+            (layout::StoredCodes::U32(a), layout::StoredCodes::U32(b)) => assert_eq!(a, b),
+            _ => panic!("code widths differ"),
+        }
+    }
+    // Segments present in `first` share its arrays; the new one does not.
+    let ptr = |s: &layout::OpenedSegment| match s.codes().unwrap() {
+        layout::StoredCodes::U16(c) => c.as_ptr() as usize,
+        layout::StoredCodes::U32(c) => c.as_ptr() as usize,
+    };
+    for s in &reused.segments {
+        let old = first.segments.iter().find(|o| o.entry().id == s.entry().id);
+        match old {
+            Some(o) => assert_eq!(ptr(s), ptr(o), "segment {} rebuilt", s.entry().id),
+            None => assert!(first.segments.iter().all(|o| ptr(o) != ptr(s))),
+        }
+    }
+}

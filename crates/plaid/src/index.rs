@@ -208,7 +208,7 @@ impl Index {
     }
 
     fn open_mode(dir: &Path, in_memory: bool) -> Result<Self, Error> {
-        let snap = open_snapshot(dir, in_memory)?;
+        let snap = open_snapshot(dir, in_memory, None)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             in_memory,
@@ -272,7 +272,7 @@ impl Index {
         if generation == self.snapshot().generation() {
             return Ok(false);
         }
-        let snap = open_snapshot(&self.dir, self.in_memory)?;
+        let snap = open_snapshot(&self.dir, self.in_memory, Some(&self.snapshot()))?;
         self.install(Arc::new(snap));
         Ok(true)
     }
@@ -308,7 +308,11 @@ impl Index {
 
     /// Opens the generation just committed and makes it current.
     pub(crate) fn publish_current(&self) -> Result<Arc<Snapshot>, Error> {
-        let snap = Arc::new(open_snapshot(&self.dir, self.in_memory)?);
+        let snap = Arc::new(open_snapshot(
+            &self.dir,
+            self.in_memory,
+            Some(&self.snapshot()),
+        )?);
         self.install(Arc::clone(&snap));
         Ok(snap)
     }
@@ -438,11 +442,15 @@ impl Index {
 /// Opens the generation committed at `dir`, retrying when a concurrent
 /// writer replaced the manifest (and removed files it no longer lists)
 /// between our reading the manifest and opening a file.
-fn open_snapshot(dir: &Path, in_memory: bool) -> Result<Snapshot, Error> {
+fn open_snapshot(
+    dir: &Path,
+    in_memory: bool,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, Error> {
     let mut attempt = 0;
     loop {
         let before = layout::read_manifest(dir)?.generation;
-        match Snapshot::open(dir, in_memory) {
+        match Snapshot::open(dir, in_memory, previous) {
             Ok(s) => return Ok(s),
             Err(e) => {
                 attempt += 1;

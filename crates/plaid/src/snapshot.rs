@@ -31,11 +31,20 @@ impl Snapshot {
     /// Opens the generation committed at `dir` now: per-token arrays
     /// memory-mapped, or read into memory when `in_memory`. Checks every
     /// segment's lengths and offsets once.
-    pub(crate) fn open(dir: &Path, in_memory: bool) -> Result<Self, Error> {
+    ///
+    /// Arrays that `previous` derived at open for segments that did not
+    /// change (format 3's unpacked codes and inverted lists) are shared, not
+    /// rebuilt, so reopening after a commit costs what the commit changed.
+    pub(crate) fn open(
+        dir: &Path,
+        in_memory: bool,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, Error> {
+        let prev = previous.map(|p| &p.inner);
         let inner = if in_memory {
-            layout::open_in_memory(dir)?
+            layout::open_reusing(dir, &layout::load_owned, prev)?
         } else {
-            plaid_storage::mmap::open_index(dir)?
+            plaid_storage::mmap::open_index_reusing(dir, prev)?
         };
         let mut live = Vec::with_capacity(inner.segments.len());
         let mut live_tokens = 0u64;
