@@ -63,6 +63,7 @@
 compile_error!("plaid-storage views little-endian files in place and needs a little-endian target");
 
 pub mod atomic;
+mod derived;
 mod error;
 pub mod import;
 pub mod layout;
