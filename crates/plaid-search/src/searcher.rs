@@ -343,14 +343,7 @@ impl<'a> Searcher<'a> {
         self.check_query(&query)?;
         params.validate()?;
         let qs = self.query_scores(query);
-        let probed = probe(
-            &qs.st,
-            qs.nq,
-            qs.stride,
-            params.effective_n_probe(),
-            params.centroid_score_threshold,
-        );
-        let probed = self.candidates(&probed)?;
+        let probed = self.probed_candidates(&qs, params)?;
         let mut sorted: Vec<u32> = allowed.iter().map(|d| d.as_u32()).collect();
         sorted.sort_unstable();
         sorted.dedup();
@@ -368,13 +361,7 @@ impl<'a> Searcher<'a> {
                 .collect();
             (cands, FilterPlan::Probe { candidates })
         };
-        let n_exact = params.n_exact();
-        if cands.len() > n_exact {
-            self.approximate(&qs, &mut cands)?;
-            let cmp = |a: &Cand, b: &Cand| rank_order((a.score, a.id), (b.score, b.id));
-            cands.select_nth_unstable_by(n_exact - 1, cmp);
-            cands.truncate(n_exact);
-        }
+        self.keep_best_approximate(&qs, &mut cands, params.n_exact())?;
         let mut profile = StageProfile::default();
         let hits = self.exact_and_rank(&qs, cands, params.k, &mut profile)?;
         Ok((hits, plan))
@@ -468,16 +455,43 @@ impl<'a> Searcher<'a> {
             }
         };
         profile.candidates = cands.len();
-        let n_exact = params.n_exact();
+        self.keep_best_approximate(&qs, &mut cands, params.n_exact())?;
+        profile.approximate_s = lap(&mut t);
+        let hits = self.exact_and_rank(&qs, cands, params.k, &mut profile)?;
+        Ok((hits, profile))
+    }
+
+    /// Stage 2–3: the probed centroids' live documents.
+    fn probed_candidates(
+        &self,
+        qs: &QueryScores<'_>,
+        params: &SearchParams,
+    ) -> Result<Vec<Cand>, Error> {
+        let probed = probe(
+            &qs.st,
+            qs.nq,
+            qs.stride,
+            params.effective_n_probe(),
+            params.centroid_score_threshold,
+        );
+        self.candidates(&probed)
+    }
+
+    /// Stage 4: when there are more than `n_exact` candidates, scores them
+    /// approximately and keeps the best `n_exact` (ties to the lower id).
+    fn keep_best_approximate(
+        &self,
+        qs: &QueryScores<'_>,
+        cands: &mut Vec<Cand>,
+        n_exact: usize,
+    ) -> Result<(), Error> {
         if cands.len() > n_exact {
-            self.approximate(&qs, &mut cands)?;
+            self.approximate(qs, cands)?;
             let cmp = |a: &Cand, b: &Cand| rank_order((a.score, a.id), (b.score, b.id));
             cands.select_nth_unstable_by(n_exact - 1, cmp);
             cands.truncate(n_exact);
         }
-        profile.approximate_s = lap(&mut t);
-        let hits = self.exact_and_rank(&qs, cands, params.k, &mut profile)?;
-        Ok((hits, profile))
+        Ok(())
     }
 
     /// Live documents with a token in a probed centroid, per segment in

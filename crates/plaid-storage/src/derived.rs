@@ -1,7 +1,7 @@
 //! Format 3's derived arrays: bit-packed codes and the inverted lists that
 //! readers rebuild from them (and the stored lists of formats 1–2).
 
-use crate::layout::{Backing, Loader, StoredCodes};
+use crate::layout::{Backing, Loader, StoredCodes, shape_fault};
 use crate::npy;
 use crate::{Error, LayoutFault};
 use std::path::{Path, PathBuf};
@@ -73,13 +73,8 @@ pub(crate) fn stored_ivf(
     lists_name: &str,
     k: usize,
 ) -> Result<(Vec<u64>, Backing), Error> {
-    let shape_err = |name: &str, what: &'static str, expected: usize, found: usize| Error::Layout {
-        path: dir.join(name),
-        fault: LayoutFault::Shape {
-            what,
-            expected,
-            found,
-        },
+    let shape_err = |name: &str, what: &'static str, expected: usize, found: usize| {
+        shape_fault(dir, name, what, expected, found)
     };
     let ivf_lengths = npy::read_npy(&dir.join(lengths_name))?;
     let ivf_lengths = ivf_lengths.as_slice::<u32>().map_err(|kind| Error::Npy {

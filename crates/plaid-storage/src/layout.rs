@@ -737,13 +737,8 @@ pub fn open_reusing(
         },
     })?;
     let small = |name: &str| npy::read_npy(&dir.join(name));
-    let shape_err = |name: &str, what: &'static str, expected: usize, found: usize| Error::Layout {
-        path: dir.join(name),
-        fault: LayoutFault::Shape {
-            what,
-            expected,
-            found,
-        },
+    let shape_err = |name: &str, what: &'static str, expected: usize, found: usize| {
+        shape_fault(dir, name, what, expected, found)
     };
     let cb = &manifest.codebook;
     let centroids = small(&cb.centroids)?;
@@ -955,4 +950,23 @@ pub fn open_reusing(
         codebook,
         segments,
     })
+}
+
+/// The error for a file at `dir/name` whose `what` has `found` where
+/// `expected` was due.
+pub(crate) fn shape_fault(
+    dir: &Path,
+    name: &str,
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Error {
+    Error::Layout {
+        path: dir.join(name),
+        fault: LayoutFault::Shape {
+            what,
+            expected,
+            found,
+        },
+    }
 }

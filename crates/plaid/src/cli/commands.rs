@@ -242,6 +242,47 @@ pub(super) struct Runs {
     pub(super) kernel: String,
 }
 
+/// `repeats` timed passes over `queries`, one query at a time: per-query
+/// milliseconds (sorted) and the median pass's queries per second.
+pub(super) fn one_at_a_time<Q>(
+    repeats: usize,
+    queries: &[Q],
+    mut run: impl FnMut(&Q) -> Result<()>,
+) -> Result<(Vec<f64>, f64)> {
+    let mut latencies = Vec::with_capacity(queries.len() * repeats.max(1));
+    let mut pass_qps = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let pass = Instant::now();
+        for q in queries {
+            let t = Instant::now();
+            run(q)?;
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        pass_qps.push(queries.len() as f64 / pass.elapsed().as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((latencies, median(&mut pass_qps)))
+}
+
+/// `repeats` timed batch calls over all queries: the median pass's queries
+/// per second. Each pass must return `expected` (the one-at-a-time results).
+pub(super) fn batch_passes(
+    repeats: usize,
+    expected: &[Hits],
+    mut run: impl FnMut() -> Result<Vec<Hits>>,
+) -> Result<f64> {
+    let mut passes = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let batch = run()?;
+        passes.push(expected.len() as f64 / t.elapsed().as_secs_f64());
+        if batch != expected {
+            bail!("batch results differ from one-at-a-time results");
+        }
+    }
+    Ok(median(&mut passes))
+}
+
 /// Median of `v` (sorted in place).
 pub(super) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -269,31 +310,12 @@ fn run_cpu(
     for (i, q) in views.iter().enumerate() {
         results.push(run_one(q).with_context(|| format!("query {i}"))?);
     }
-    let mut latencies = Vec::with_capacity(views.len() * a.repeats.max(1));
-    let mut pass_qps = Vec::new();
-    for _ in 0..a.repeats.max(1) {
-        let pass = Instant::now();
-        for q in views {
-            let t = Instant::now();
-            run_one(q)?;
-            latencies.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        pass_qps.push(views.len() as f64 / pass.elapsed().as_secs_f64());
-    }
-    let qps = median(&mut pass_qps);
-    latencies.sort_by(f64::total_cmp);
+    let (latencies, qps) = one_at_a_time(a.repeats, views, |q| run_one(q).map(|_| ()))?;
     let mut batch_qps = None;
     if a.batch && !a.exhaustive {
-        let mut passes = Vec::new();
-        for _ in 0..a.repeats.max(1) {
-            let t = Instant::now();
-            let batch = index.search_batch(views, params)?;
-            passes.push(views.len() as f64 / t.elapsed().as_secs_f64());
-            if batch != results {
-                bail!("batch results differ from one-at-a-time results");
-            }
-        }
-        batch_qps = Some(median(&mut passes));
+        batch_qps = Some(batch_passes(a.repeats, &results, || {
+            Ok(index.search_batch(views, params)?)
+        })?);
     }
     let mut profile = None;
     if a.profile && !a.exhaustive {

@@ -1,6 +1,6 @@
 //! `plaid search --device cuda|auto`: the same passes as the CPU path, on a GPU.
 
-use super::commands::{Runs, median};
+use super::commands::{Runs, batch_passes, one_at_a_time};
 use super::flags::SearchArgs;
 use anyhow::{Context, Result, bail};
 use ndarray::ArrayView2;
@@ -8,7 +8,6 @@ use plaid::cuda::{Device as Gpu, GpuIndex};
 use plaid::types::EmbeddingsView;
 use plaid::{Device, Index, SearchParams};
 use serde_json::json;
-use std::time::Instant;
 
 /// The GPU to search on: `None` for `cpu`, and for `auto` without a usable GPU.
 pub(super) fn open(device: Device, filtered: bool) -> Result<Option<Gpu>> {
@@ -55,31 +54,15 @@ pub(super) fn run(
     };
     // Warm-up pass: the results we write.
     let results = batch(&qs)?;
-    let mut latencies = Vec::new();
-    let mut pass_qps = Vec::new();
-    for _ in 0..a.repeats.max(1) {
-        let pass = Instant::now();
-        for q in &qs {
-            let t = Instant::now();
-            batch(std::slice::from_ref(q))?;
-            latencies.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        pass_qps.push(qs.len() as f64 / pass.elapsed().as_secs_f64());
-    }
-    latencies.sort_by(f64::total_cmp);
-    let mut batch_qps = None;
-    if a.batch {
-        let mut passes = Vec::new();
-        for _ in 0..a.repeats.max(1) {
-            let t = Instant::now();
-            let again = batch(&qs)?;
-            passes.push(qs.len() as f64 / t.elapsed().as_secs_f64());
-            if again != results {
-                bail!("repeated GPU batch results differ");
-            }
-        }
-        batch_qps = Some(median(&mut passes));
-    }
+    // One at a time = a batch of one per query.
+    let (latencies, qps) = one_at_a_time(a.repeats, &qs, |q| {
+        batch(std::slice::from_ref(q)).map(|_| ())
+    })?;
+    let batch_qps = if a.batch {
+        Some(batch_passes(a.repeats, &results, || batch(&qs))?)
+    } else {
+        None
+    };
     let mut profile = None;
     if a.profile && !a.exhaustive {
         let (_, p) = gpu.search_batch_profiled(&qs, params)?;
@@ -98,7 +81,7 @@ pub(super) fn run(
     Ok(Runs {
         results,
         latencies,
-        qps: median(&mut pass_qps),
+        qps,
         batch_qps,
         profile,
         kernel: format!("cuda: {}", dev.info().name),
