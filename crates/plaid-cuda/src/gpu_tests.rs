@@ -5,7 +5,9 @@
 use plaid_codec::types::EmbeddingsView;
 use plaid_codec::{Codebook, Nbits, QuantizerKind};
 use plaid_kmeans::KMeansConfig;
-use plaid_search::{CodesView, IvfView, SearchParams, Searcher, SegmentParts, SegmentView};
+use plaid_search::{
+    CodesView, ExactScoring, IvfView, SearchParams, Searcher, SegmentParts, SegmentView,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -326,6 +328,8 @@ fn gpu_search_matches_cpu_search() {
         ("k10-n64", SearchParams::with_k(10).n_full_scores(64), 0.9),
     ] {
         let got = gpu.search_batch(&views, &params).unwrap();
+        // The GPU reproduces the CPU's float exact stage.
+        let params = params.exact_scoring(ExactScoring::Float);
         let mut equal = 0;
         let mut max_diff = 0f32;
         for (q, g) in views.iter().zip(&got) {

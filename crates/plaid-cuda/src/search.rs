@@ -7,6 +7,10 @@
 //! selection of the documents to score exactly on the host, exact MaxSim over
 //! decompressed vectors (warp per document, query in shared memory), and the
 //! final top-k on the host.
+//!
+//! The exact stage is the CPU's float one ([`plaid_search::ExactScoring::Float`]);
+//! the CPU's default integer scoring rounds the query and the residual
+//! weights to bytes, so its scores differ from these in the last digits.
 
 use std::time::Instant;
 

@@ -74,6 +74,6 @@ mod view;
 pub use centroids::probe_from_lists;
 pub use error::Error;
 pub use kernels::Kernel;
-pub use params::SearchParams;
+pub use params::{ExactScoring, SearchParams};
 pub use searcher::{DocRef, FilterPlan, Hits, Searcher, StageProfile};
 pub use view::{CodesView, IvfView, SegmentParts, SegmentView};

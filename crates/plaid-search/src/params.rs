@@ -29,6 +29,26 @@ pub struct SearchParams {
     /// plain queries and by 0.04 on `[MASK]`-padded ones (see
     /// `bench/results/`); raise it when recall@100 matters more than speed.
     pub n_full_scores: usize,
+    /// How the exact stage scores documents (default
+    /// [`ExactScoring::Int8`]).
+    pub exact_scoring: ExactScoring,
+}
+
+/// How the exact stage computes MaxSim over compressed tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExactScoring {
+    /// Integer scoring (the default): residual weights rounded to byte
+    /// levels (one scale per codebook), query tokens rounded to `i8` (one
+    /// scale per token) and `u8 × i8` dot products, which x86 VNNI runs 64
+    /// at a time. Centroid scores stay in `f32`. Needs the codebook's int8
+    /// centroids; without them the float path runs.
+    #[default]
+    Int8,
+    /// Float scoring: residuals decoded to `f32` and multiplied by the
+    /// `f32` query in one GEMM per group of documents. Slower; what the GPU
+    /// backend reproduces.
+    Float,
 }
 
 impl Default for SearchParams {
@@ -39,6 +59,7 @@ impl Default for SearchParams {
             scale_probe_with_k: true,
             centroid_score_threshold: None,
             n_full_scores: 2048,
+            exact_scoring: ExactScoring::Int8,
         }
     }
 }
@@ -50,6 +71,12 @@ impl SearchParams {
             k,
             ..Self::default()
         }
+    }
+
+    /// Sets how the exact stage scores documents.
+    pub fn exact_scoring(mut self, scoring: ExactScoring) -> Self {
+        self.exact_scoring = scoring;
+        self
     }
 
     /// Sets the number of centroids probed per query token.

@@ -2,9 +2,11 @@
 
 use crate::centroids::{centroid_scores, probe};
 use crate::kernels::Kernel;
+use crate::kernels::int8::{ExactInputs, Levels, QueryI8};
+use crate::kernels::vnni::Decoder;
 use crate::reference::rank_order;
 use crate::view::{CodesView, SegmentView};
-use crate::{Error, SearchParams};
+use crate::{Error, ExactScoring, SearchParams};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatRef, Par};
 use plaid_codec::Codebook;
@@ -198,16 +200,22 @@ pub struct Searcher<'a> {
     codebook: &'a Codebook,
     segments: Vec<SegmentView<'a>>,
     kernel: Kernel,
+    levels: Levels,
+    decoder: Decoder,
 }
 
 impl<'a> Searcher<'a> {
     /// A searcher over `segments`, all encoded with `codebook`, using the best
     /// kernel of this CPU.
     pub fn new(codebook: &'a Codebook, segments: Vec<SegmentView<'a>>) -> Self {
+        let levels = Levels::new(codebook.quantizer().decode_table());
+        let decoder = Decoder::new(&levels);
         Self {
             codebook,
             segments,
             kernel: Kernel::best(),
+            levels,
+            decoder,
         }
     }
 
@@ -363,7 +371,7 @@ impl<'a> Searcher<'a> {
         };
         self.keep_best_approximate(&qs, &mut cands, params.n_exact())?;
         let mut profile = StageProfile::default();
-        let hits = self.exact_and_rank(&qs, cands, params.k, &mut profile)?;
+        let hits = self.exact_and_rank(&qs, cands, params, &mut profile)?;
         Ok((hits, plan))
     }
 
@@ -402,7 +410,9 @@ impl<'a> Searcher<'a> {
         }
         let qs = self.query_scores(query);
         let mut profile = StageProfile::default();
-        self.exact_and_rank(&qs, all, k, &mut profile)
+        // The ceiling and oracle: float scoring, the closest to the vectors.
+        let params = SearchParams::with_k(k).exact_scoring(ExactScoring::Float);
+        self.exact_and_rank(&qs, all, &params, &mut profile)
     }
 
     /// The query with its centroid scores.
@@ -457,7 +467,7 @@ impl<'a> Searcher<'a> {
         profile.candidates = cands.len();
         self.keep_best_approximate(&qs, &mut cands, params.n_exact())?;
         profile.approximate_s = lap(&mut t);
-        let hits = self.exact_and_rank(&qs, cands, params.k, &mut profile)?;
+        let hits = self.exact_and_rank(&qs, cands, params, &mut profile)?;
         Ok((hits, profile))
     }
 
@@ -684,6 +694,36 @@ impl<'a> Searcher<'a> {
         Ok(())
     }
 
+    /// Integer exact MaxSim of one group of candidates ([`ExactScoring::Int8`]).
+    fn exact_group_i8(
+        &self,
+        inp: &ExactInputs<'_>,
+        nq: usize,
+        codes: &mut Vec<u32>,
+        lv: &mut Vec<u8>,
+        best: &mut Vec<f32>,
+        group: &mut [Cand],
+    ) -> Result<(), Error> {
+        let pl = self.levels.packed_len();
+        for cand in group.iter_mut() {
+            codes.clear();
+            self.doc_codes(cand, codes)?;
+            let seg = &self.segments[cand.segment as usize];
+            let range = seg.token_range(cand.local as usize);
+            let residuals = &seg.residuals[range.start * pl..range.end * pl];
+            best.clear();
+            best.resize(inp.width(), f32::NEG_INFINITY);
+            self.kernel
+                .score_doc_i8(inp, &self.decoder, codes, residuals, lv, best);
+            cand.score = if codes.is_empty() {
+                0.0
+            } else {
+                best[..nq].iter().sum()
+            };
+        }
+        Ok(())
+    }
+
     /// Exact MaxSim of each candidate over its decompressed tokens, then the
     /// top `k` by [`rank_order`].
     ///
@@ -696,9 +736,10 @@ impl<'a> Searcher<'a> {
         &self,
         qs: &QueryScores<'_>,
         mut cands: Vec<Cand>,
-        k: usize,
+        params: &SearchParams,
         profile: &mut StageProfile,
     ) -> Result<Hits, Error> {
+        let k = params.k;
         let mut t = Instant::now();
         let kernel = self.kernel;
         // Split the candidates into groups of roughly equal token counts.
@@ -726,16 +767,40 @@ impl<'a> Searcher<'a> {
             groups.push(head);
             rest = tail;
         }
-        groups.into_par_iter().try_for_each_init(
-            || ExactScratch {
-                r: Vec::new(),
-                g: Vec::new(),
-                inv: Vec::new(),
-                codes: Vec::new(),
-                acc: Vec::new(),
-            },
-            |scratch, group| self.exact_group(qs, kernel, scratch, group),
-        )?;
+        let int8 = match (params.exact_scoring, self.codebook.int8_centroids()) {
+            (ExactScoring::Int8, Some(c)) => {
+                let query = QueryI8::new(qs.q, self.codebook.dim(), &self.levels);
+                (query.blocks * crate::kernels::int8::BLOCK == qs.stride).then_some((query, c))
+            }
+            _ => None,
+        };
+        match &int8 {
+            Some((query, cents)) => {
+                let inp = ExactInputs {
+                    levels: &self.levels,
+                    query,
+                    st: &qs.st,
+                    cvals: cents.values(),
+                    cscales: cents.scales(),
+                };
+                groups.into_par_iter().try_for_each_init(
+                    || (Vec::new(), Vec::new(), Vec::new()),
+                    |(codes, lv, best), group| {
+                        self.exact_group_i8(&inp, qs.nq, codes, lv, best, group)
+                    },
+                )?;
+            }
+            None => groups.into_par_iter().try_for_each_init(
+                || ExactScratch {
+                    r: Vec::new(),
+                    g: Vec::new(),
+                    inv: Vec::new(),
+                    codes: Vec::new(),
+                    acc: Vec::new(),
+                },
+                |scratch, group| self.exact_group(qs, kernel, scratch, group),
+            )?,
+        }
         profile.exact_docs = cands.len();
         profile.exact_tokens = all_tokens;
         profile.exact_s = lap(&mut t);

@@ -55,7 +55,7 @@ pub use index::{CompactionPolicy, Index};
 pub use plaid_codec::types;
 pub use plaid_codec::{Nbits, QuantizerKind};
 pub use plaid_meta::{Filter, Value};
-pub use plaid_search::{FilterPlan, Hits, Kernel, SearchParams, StageProfile};
+pub use plaid_search::{ExactScoring, FilterPlan, Hits, Kernel, SearchParams, StageProfile};
 pub use plaid_storage::import::{ImportReport, SkipReason, SkippedFile, SourceFormat};
 pub use snapshot::Snapshot;
 pub use writer::CompactReport;

@@ -11,7 +11,7 @@
 use ndarray::ArrayView2;
 use plaid::storage::npy::read_npy;
 use plaid::types::EmbeddingsView;
-use plaid::{Hits, Index, Kernel, SearchParams};
+use plaid::{ExactScoring, Hits, Index, Kernel, SearchParams};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -131,7 +131,9 @@ fn golden_index_opens_and_searches(version: u32) {
     let index = Index::open(root.join("index")).unwrap();
     assert_eq!(index.dim(), dim);
     let k = expected[0].ids.len();
-    let params = SearchParams::with_k(k);
+    // The recorded scores are the float exact stage's.
+    let params = SearchParams::with_k(k).exact_scoring(ExactScoring::Float);
+    let int8 = SearchParams::with_k(k);
     let mut start = 0;
     for (i, (exp, &len)) in expected.iter().zip(&lens).enumerate() {
         assert_eq!(exp.query, i, "expected.json is in query order");
@@ -157,6 +159,17 @@ fn golden_index_opens_and_searches(version: u32) {
                 .search(EmbeddingsView::try_new(q, dim).unwrap(), &params)
                 .unwrap();
             check(&hits, exp, bound, &format!("{kernel:?}"));
+            // Integer scoring (the default) rounds the query and the residual
+            // weights to bytes: the same documents, scores within 1e-2 per
+            // query token (see `plaid_search::ExactScoring::Int8`).
+            let hits = index
+                .snapshot()
+                .searcher()
+                .unwrap()
+                .with_kernel(kernel)
+                .search(EmbeddingsView::try_new(q, dim).unwrap(), &int8)
+                .unwrap();
+            check(&hits, exp, 1e-2 * nq as f64, &format!("{kernel:?} int8"));
         }
     }
     drop(index);

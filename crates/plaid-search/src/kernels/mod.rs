@@ -10,8 +10,11 @@
 //! compare every kernel with.
 
 pub(crate) mod generic;
+pub(crate) mod int8;
 #[allow(unsafe_code)]
 mod simd;
+#[allow(unsafe_code)]
+pub(crate) mod vnni;
 
 /// One implementation of the float kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -177,6 +180,26 @@ impl Kernel {
             Kernel::Neon => simd::neon::sq_norm_sum_i8(q, scale, r),
             Kernel::Scalar => generic::sq_norm_sum_i8::<false>(q, scale, r),
         }
+    }
+
+    /// Integer exact scoring of one document (see [`int8`]): raises
+    /// `best[t]` to the document's best score for query token `t`. The
+    /// AVX-512 kernel uses VNNI when the CPU has it; every other kernel (and
+    /// any shape VNNI does not cover) runs the scalar definition, which
+    /// gives bit-identical results.
+    pub(crate) fn score_doc_i8(
+        self,
+        inp: &int8::ExactInputs<'_>,
+        dec: &vnni::Decoder,
+        codes: &[u32],
+        residuals: &[u8],
+        lv: &mut Vec<u8>,
+        best: &mut [f32],
+    ) {
+        if self == Kernel::Avx512 && vnni::score_doc(inp, dec, codes, residuals, lv, best) {
+            return;
+        }
+        int8::score_doc_scalar(inp, codes, residuals, lv, best)
     }
 
     /// Exact MaxSim: `Σ_q max_t q·t` of a query (`nq × dim`) against a
