@@ -2,7 +2,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-use std::collections::BinaryHeap;
+use rayon::prelude::*;
 
 /// A row-major `nrows × ncols` matrix whose rows start `stride` floats apart.
 ///
@@ -34,74 +34,118 @@ pub(crate) fn centroid_scores(
     if nq == 0 || k == 0 {
         return st;
     }
-    let c = MatRef::from_row_major_slice(centroids, k, dim);
     let q = MatRef::from_row_major_slice(query, nq, dim);
-    let dst = row_major_strided_mut(&mut st, k, nq, stride);
-    matmul(dst, Accum::Replace, c, q.transpose(), 1.0f32, Par::Seq);
+    // One GEMM per block of centroid rows, the blocks spread over the rayon
+    // pool: a single query still uses every thread. Each block's rows are
+    // computed alone, so the result does not depend on the thread count.
+    let threads = rayon::current_num_threads().max(1);
+    let rows = k.div_ceil(threads).max(GEMM_MIN_ROWS);
+    st.par_chunks_mut(rows * stride)
+        .zip(centroids.par_chunks(rows * dim))
+        .for_each(|(out, cents)| {
+            let n = cents.len() / dim;
+            let c = MatRef::from_row_major_slice(cents, n, dim);
+            let dst = row_major_strided_mut(out, n, nq, stride);
+            matmul(dst, Accum::Replace, c, q.transpose(), 1.0f32, Par::Seq);
+        });
     st
 }
 
-/// A probed candidate ordered so that the *worst* is the greatest: lower
-/// score first, then higher id (ties go to the lower id). A max-heap of
-/// these keeps the worst of the current best on top.
-#[derive(Clone, Copy, Debug)]
-struct Worst(f32, u32);
+/// Fewest centroid rows per GEMM block: below this, splitting costs more
+/// than it saves.
+const GEMM_MIN_ROWS: usize = 1024;
 
-impl PartialEq for Worst {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == std::cmp::Ordering::Equal
-    }
+/// Best first: higher score, then lower id.
+fn better_first(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
 }
-impl Eq for Worst {}
-impl PartialOrd for Worst {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
+
+/// Keeps the best `depth` of `buf` (by [`better_first`]) and returns the
+/// worst score kept: the new entry bar.
+fn trim(buf: &mut Vec<(f32, u32)>, depth: usize) -> f32 {
+    if buf.len() > depth {
+        buf.select_nth_unstable_by(depth - 1, better_first);
+        buf.truncate(depth);
     }
-}
-impl Ord for Worst {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        o.0.total_cmp(&self.0).then(self.1.cmp(&o.1))
-    }
+    buf.iter().map(|e| e.0).fold(f32::INFINITY, f32::min)
 }
 
 /// The `depth` best centroids of every query token (ids, best first; ties to
 /// the lower id; NaN scores never included), in one pass over the scores.
 ///
-/// Most rows beat no token's current worst, so a row is first compared as a
-/// whole and only the rare winners enter the per-token heaps.
+/// Most rows beat no token's current bar, so a row is first compared as a
+/// whole. A token's winners go to a buffer that is cut back to the best
+/// `depth` whenever it reaches `2 · depth`, which raises the bar: amortised
+/// constant work per winner, where a heap paid a logarithmic sift.
 fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize) -> Vec<Vec<u32>> {
+    // Tokens are independent: split them over the rayon pool, each part
+    // scanning every row for its own columns.
+    let threads = rayon::current_num_threads().max(1);
+    let part = nq.div_ceil(threads).max(RANK_MIN_TOKENS);
+    if nq <= part {
+        return ranked_cols(st, 0..nq, stride, depth);
+    }
+    let starts: Vec<usize> = (0..nq).step_by(part).collect();
+    starts
+        .into_par_iter()
+        .flat_map_iter(|s| ranked_cols(st, s..(s + part).min(nq), stride, depth))
+        .collect()
+}
+
+/// Fewest query tokens per part of [`ranked_all`].
+const RANK_MIN_TOKENS: usize = 8;
+
+/// [`ranked_all`] for the query tokens (columns) in `cols`.
+fn ranked_cols(
+    st: &[f32],
+    cols: std::ops::Range<usize>,
+    stride: usize,
+    depth: usize,
+) -> Vec<Vec<u32>> {
+    let nq = cols.len();
     let k = st.len().checked_div(stride).unwrap_or(0);
     let depth = depth.min(k);
-    if depth == 0 || stride < nq {
+    if depth == 0 || stride < cols.end {
         return vec![Vec::new(); nq];
     }
-    let mut heaps: Vec<BinaryHeap<Worst>> = vec![BinaryHeap::with_capacity(depth + 1); nq];
-    // Current entry bar of each heap: -inf until it is full.
+    let cap = 2 * depth;
+    let mut bufs: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(cap); nq];
+    // Current entry bar of each token: -inf until its buffer first fills.
     let mut bar = vec![f32::NEG_INFINITY; nq];
     for (c, row) in st.chunks_exact(stride).enumerate() {
-        let row = &row[..nq];
-        // NaN fails every comparison, so it never enters.
-        if !row.iter().zip(&bar).any(|(s, b)| s > b) {
-            continue;
-        }
-        for (q, (&s, heap)) in row.iter().zip(heaps.iter_mut()).enumerate() {
-            if s.partial_cmp(&bar[q]) != Some(std::cmp::Ordering::Greater) {
-                continue;
+        // 64 tokens at a time: one branch-free pass builds the mask of
+        // tokens whose bar this row beats (NaN fails every comparison, so it
+        // never enters), and only those are visited. A branch per token
+        // would mispredict often once the bars are deep.
+        for (base, (srow, brow)) in row[cols.clone()]
+            .chunks(64)
+            .zip(bar.chunks_mut(64))
+            .enumerate()
+        {
+            let mut mask = 0u64;
+            for (j, (s, b)) in srow.iter().zip(brow.iter()).enumerate() {
+                mask |= u64::from(s > b) << j;
             }
-            // Ids arrive in increasing order, so an equal score never
-            // displaces an earlier id: only strictly better scores enter.
-            heap.push(Worst(s, c as u32));
-            if heap.len() > depth {
-                heap.pop();
-            }
-            if heap.len() == depth {
-                bar[q] = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0);
+            while mask != 0 {
+                let j = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                // Ids arrive in increasing order, so a score equal to the bar
+                // ranks after every kept entry with that score: only
+                // strictly better scores enter.
+                let buf = &mut bufs[base * 64 + j];
+                buf.push((srow[j], c as u32));
+                if buf.len() == cap {
+                    brow[j] = trim(buf, depth);
+                }
             }
         }
     }
-    heaps
-        .into_iter()
-        .map(|h| h.into_sorted_vec().into_iter().map(|w| w.1).collect())
+    bufs.into_iter()
+        .map(|mut b| {
+            trim(&mut b, depth);
+            b.sort_unstable_by(better_first);
+            b.into_iter().map(|e| e.1).collect()
+        })
         .collect()
 }
 
@@ -221,6 +265,52 @@ pub fn probe_from_lists<L: AsRef<[u32]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each token's best `depth` ids by a full sort: higher score, then lower id.
+    fn naive(st: &[f32], nq: usize, stride: usize, depth: usize) -> Vec<Vec<u32>> {
+        (0..nq)
+            .map(|q| {
+                let mut col: Vec<(f32, u32)> = st
+                    .chunks_exact(stride)
+                    .enumerate()
+                    .map(|(c, r)| (r[q], c as u32))
+                    .filter(|e| !e.0.is_nan())
+                    .collect();
+                col.sort_by(better_first);
+                col.into_iter().take(depth).map(|e| e.1).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ranked_lists_equal_a_full_sort_on_any_thread_count() {
+        // Coarse scores make many ties; a few NaN never enter.
+        let (k, nq, stride) = (700usize, 37usize, 48usize);
+        let mut x = 12345u64;
+        let st: Vec<f32> = (0..k * stride)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if i % 97 == 5 {
+                    f32::NAN
+                } else {
+                    ((x >> 40) % 50) as f32 / 10.0
+                }
+            })
+            .collect();
+        for depth in [1usize, 7, 32, 256, 700] {
+            let want = naive(&st, nq, stride, depth);
+            for threads in [1usize, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("pool");
+                let got = pool.install(|| ranked_all(&st, nq, stride, depth));
+                assert_eq!(got, want, "depth {depth}, {threads} threads");
+            }
+        }
+    }
 
     #[test]
     fn probe_picks_top_per_token_with_ties_to_lower_id() {

@@ -103,26 +103,43 @@ fn quantize_scores(qs: &QueryScores<'_>) -> ScoreTable {
     let nq = qs.nq;
     let stride = nq.div_ceil(Kernel::LANES_U8).max(1) * Kernel::LANES_U8;
     let k = qs.st.len() / qs.stride.max(1);
-    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    // Per-lane minima and maxima written as plain comparisons, which
+    // compile to vector min/max (`f32::min` must order NaN and does not).
+    // The centroid scores of finite queries are finite.
+    let mut lo16 = [f32::INFINITY; 16];
+    let mut hi16 = [f32::NEG_INFINITY; 16];
     for row in qs.st.chunks_exact(qs.stride) {
-        for &v in &row[..nq] {
-            lo = lo.min(v);
-            hi = hi.max(v);
+        let mut chunks = row[..nq].chunks_exact(16);
+        for c in &mut chunks {
+            for i in 0..16 {
+                lo16[i] = if c[i] < lo16[i] { c[i] } else { lo16[i] };
+                hi16[i] = if c[i] > hi16[i] { c[i] } else { hi16[i] };
+            }
+        }
+        for (i, &v) in chunks.remainder().iter().enumerate() {
+            lo16[i] = if v < lo16[i] { v } else { lo16[i] };
+            hi16[i] = if v > hi16[i] { v } else { hi16[i] };
         }
     }
+    let lo = lo16.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = hi16.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
     let mut values = vec![0u8; k * stride];
-    for (out, row) in values
-        .chunks_exact_mut(stride)
-        .zip(qs.st.chunks_exact(qs.stride))
-    {
-        for (o, &v) in out.iter_mut().zip(&row[..nq]) {
-            // (v − lo)·scale is in 0..=255, so adding ½ and truncating
-            // rounds (half up) and vectorises, unlike `round`; `as`
-            // saturates, and maps NaN to 0.
-            *o = ((v - lo) * scale + 0.5) as u8;
-        }
-    }
+    // Blocks of rows over the rayon pool, so one query uses every thread.
+    const ROWS: usize = 1024;
+    values
+        .par_chunks_mut(ROWS * stride)
+        .zip(qs.st.par_chunks(ROWS * qs.stride))
+        .for_each(|(out, st)| {
+            for (out, row) in out.chunks_exact_mut(stride).zip(st.chunks_exact(qs.stride)) {
+                for (o, &v) in out.iter_mut().zip(&row[..nq]) {
+                    // (v − lo)·scale is in 0..=255, so adding ½ and
+                    // truncating rounds (half up), unlike `round`; `as`
+                    // saturates, and maps NaN to 0.
+                    *o = ((v - lo) * scale + 0.5) as u8;
+                }
+            }
+        });
     ScoreTable { values, stride }
 }
 
