@@ -352,6 +352,43 @@ fn search_writes_ids_scores_and_a_json_summary() {
         assert!(row.iter().all(|&d| (0..n).contains(&d)), "{row:?}");
         assert!(srow.windows(2).all(|w| w[0] >= w[1]), "{srow:?}");
     }
+    assert_eq!(summary["exact_scoring"], "int8");
+
+    // Float exact scoring: the same best documents (each query is made from
+    // one), scores within the integer path's rounding (1e-2 per token).
+    let (ids_f, scores_f) = (inp.path("ids_f.npy"), inp.path("s_f.npy"));
+    let float = ok_json(&[
+        "search",
+        s(&dir),
+        "--queries",
+        s(&q),
+        "--query-lens",
+        s(&ql),
+        "--k",
+        "7",
+        "--output",
+        s(&ids_f),
+        "--scores",
+        s(&scores_f),
+        "--exact-scoring",
+        "float",
+        "--json",
+    ]);
+    assert_eq!(float["exact_scoring"], "float");
+    let (ids_f, scores_f) = (read(&ids_f), read(&scores_f));
+    let (a, b) = (
+        ids.as_slice::<i64>().unwrap(),
+        ids_f.as_slice::<i64>().unwrap(),
+    );
+    let (sa, sb) = (
+        scores.as_slice::<f32>().unwrap(),
+        scores_f.as_slice::<f32>().unwrap(),
+    );
+    for (qi, &len) in lens.iter().enumerate() {
+        assert_eq!(a[qi * 7], b[qi * 7], "query {qi}: best document");
+        let diff = (sa[qi * 7] - sb[qi * 7]).abs();
+        assert!(diff <= 1e-2 * len as f32, "query {qi}: {diff}");
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use ndarray::ArrayView2;
 use plaid::types::DocId;
-use plaid::{Documents, Index, IndexConfig, QuantizerKind, SearchParams, synth};
+use plaid::{Documents, ExactScoring, Index, IndexConfig, QuantizerKind, SearchParams, synth};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -69,11 +69,26 @@ fn finds_the_source_document() {
 fn matches_exhaustive_when_probing_everything() {
     let f = fixture(&IndexConfig::default());
     let k = f.index.num_centroids();
-    let params = SearchParams::with_k(20).n_probe(k).n_full_scores(1 << 20);
+    // Exhaustive search scores in float: the float exact stage must match it
+    // exactly.
+    let params = SearchParams::with_k(20)
+        .n_probe(k)
+        .n_full_scores(1 << 20)
+        .exact_scoring(ExactScoring::Float);
+    let int8 = params.clone().exact_scoring(ExactScoring::Int8);
     for (data, _) in &f.queries {
         let a = f.index.search(q(data), &params).unwrap();
         let b = f.index.exhaustive(q(data), 20).unwrap();
         assert_eq!(a, b);
+        // The integer stage rounds the query and the residual weights to
+        // bytes: nearly the same documents, scores within 1e-2 per token.
+        let c = f.index.search(q(data), &int8).unwrap();
+        let same = c.ids.iter().filter(|d| b.ids.contains(d)).count();
+        assert!(same >= 18, "{same}/20 of the float top-20");
+        let nq = data.len() / DIM;
+        for (rank, (x, y)) in c.scores.iter().zip(&b.scores).enumerate() {
+            assert!((x - y).abs() <= 1e-2 * nq as f32, "rank {rank}: {x} vs {y}");
+        }
     }
 }
 
@@ -144,7 +159,11 @@ fn search_within_stays_inside_the_subset() {
     for (data, _) in &f.queries {
         let hits = f
             .index
-            .search_within(q(data), &SearchParams::with_k(10), &allowed)
+            .search_within(
+                q(data),
+                &SearchParams::with_k(10).exact_scoring(ExactScoring::Float),
+                &allowed,
+            )
             .unwrap();
         assert_eq!(hits.ids.len(), 10);
         assert!(hits.ids.iter().all(|d| allowed.contains(d)));

@@ -149,6 +149,28 @@ mod x86 {
         }
     }
 
+    /// The four level bytes of group `g` in every 32-bit lane.
+    ///
+    /// # Safety
+    /// `lv` is readable for `4g + 4` bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn bcast(lv: *const u8, g: usize) -> __m512i {
+        // SAFETY: the caller's bound.
+        _mm512_set1_epi32(unsafe { lv.add(4 * g).cast::<i32>().read_unaligned() })
+    }
+
+    /// Query group `g` of a block: four dimensions of sixteen tokens.
+    ///
+    /// # Safety
+    /// `q` is readable for `64 g + 64` bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(q: *const i8, g: usize) -> __m512i {
+        // SAFETY: the caller's bound.
+        unsafe { _mm512_loadu_si512(q.add(64 * g).cast()) }
+    }
+
     /// Levels (`v + 128`) of one 64-dimension chunk of `BITS`-bit fields at
     /// `src`, using the two-register tables at `table`.
     ///
@@ -319,34 +341,37 @@ mod x86 {
                 let z = _mm512_setzero_si512();
                 let (mut a0, mut a1, mut b0, mut b1) = (z, z, z, z);
                 let mut g = 0;
-                while g < groups {
-                    // SAFETY: level bytes `4g .. 4g + 8` are in `lv`
-                    // (`4 · groups = dim`); query bytes `64 g .. 64 g + 128`
-                    // are in each block.
-                    unsafe {
-                        let l0 = _mm512_set1_epi32(lvp.add(4 * g).cast::<i32>().read_unaligned());
-                        let l1 =
-                            _mm512_set1_epi32(lvp.add(4 * g + 4).cast::<i32>().read_unaligned());
-                        a0 = _mm512_dpbusd_epi32(a0, l0, _mm512_loadu_si512(qa.add(64 * g).cast()));
-                        a1 = _mm512_dpbusd_epi32(
-                            a1,
-                            l1,
-                            _mm512_loadu_si512(qa.add(64 * g + 64).cast()),
-                        );
-                        if two {
-                            b0 = _mm512_dpbusd_epi32(
-                                b0,
-                                l0,
-                                _mm512_loadu_si512(qb.add(64 * g).cast()),
-                            );
-                            b1 = _mm512_dpbusd_epi32(
-                                b1,
-                                l1,
-                                _mm512_loadu_si512(qb.add(64 * g + 64).cast()),
-                            );
+                if two {
+                    while g < groups {
+                        // SAFETY: level bytes `4g .. 4g + 8` are in `lv`
+                        // (`4 · groups = dim`); query bytes
+                        // `64 g .. 64 g + 128` are in each block.
+                        unsafe {
+                            let l0 = bcast(lvp, g);
+                            let l1 = bcast(lvp, g + 1);
+                            a0 = _mm512_dpbusd_epi32(a0, l0, load(qa, g));
+                            a1 = _mm512_dpbusd_epi32(a1, l1, load(qa, g + 1));
+                            b0 = _mm512_dpbusd_epi32(b0, l0, load(qb, g));
+                            b1 = _mm512_dpbusd_epi32(b1, l1, load(qb, g + 1));
                         }
+                        g += 2;
                     }
-                    g += 2;
+                } else {
+                    // One block: four independent sums, so that the chain of
+                    // dependent `vpdpbusd`s is a quarter of the groups long.
+                    while g < groups {
+                        // SAFETY: as above, for groups `g .. g + 4`
+                        // (`groups` is a multiple of 16).
+                        unsafe {
+                            a0 = _mm512_dpbusd_epi32(a0, bcast(lvp, g), load(qa, g));
+                            a1 = _mm512_dpbusd_epi32(a1, bcast(lvp, g + 1), load(qa, g + 1));
+                            b0 = _mm512_dpbusd_epi32(b0, bcast(lvp, g + 2), load(qa, g + 2));
+                            b1 = _mm512_dpbusd_epi32(b1, bcast(lvp, g + 3), load(qa, g + 3));
+                        }
+                        g += 4;
+                    }
+                    a0 = _mm512_add_epi32(a0, b0);
+                    a1 = _mm512_add_epi32(a1, b1);
                 }
                 let n = if two { 2 } else { 1 };
                 for (k, dot) in [_mm512_add_epi32(a0, a1), _mm512_add_epi32(b0, b1)]

@@ -151,7 +151,11 @@ fn search(a: SearchArgs) -> Result<()> {
         .n_probe(a.n_probe)
         .scale_probe_with_k(!a.fixed_probe)
         .n_full_scores(a.n_full_scores)
-        .centroid_score_threshold(a.centroid_score_threshold);
+        .centroid_score_threshold(a.centroid_score_threshold)
+        .exact_scoring(match a.exact_scoring.as_str() {
+            "float" => plaid::ExactScoring::Float,
+            _ => plaid::ExactScoring::Int8,
+        });
     let filter = a.filter.to_filter();
     if filter.is_some() && (a.exhaustive || a.batch || a.profile) {
         bail!("--filter cannot be combined with --exhaustive, --batch or --profile");
@@ -214,6 +218,7 @@ fn search(a: SearchArgs) -> Result<()> {
         "exhaustive": a.exhaustive,
         "filter": a.filter.filter,
         "kernel": kernel,
+        "exact_scoring": a.exact_scoring,
         "peak_rss_kb": peak_rss_kb(),
         "profile": profile,
     });

@@ -142,6 +142,10 @@ pub(crate) struct SearchArgs {
     /// Drop probed centroids scoring below this for every query token.
     #[arg(long)]
     pub(crate) centroid_score_threshold: Option<f32>,
+    /// Exact-stage arithmetic: int8 (query and residual weights rounded to
+    /// bytes, VNNI where the CPU has it) or float (decoded f32, slower).
+    #[arg(long, default_value = "int8", value_parser = ["int8", "float"])]
+    pub(crate) exact_scoring: String,
     /// Where to search: cpu, cuda (fails without a GPU) or auto (a GPU when
     /// one is usable, else the CPU).
     #[arg(long, default_value = "cpu")]
