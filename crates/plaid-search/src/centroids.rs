@@ -19,13 +19,14 @@ pub(crate) fn row_major_strided_mut(
 
 /// Centroid-major scores `st[c * stride + q] = centroid_c · query_q` (`K`
 /// rows of `stride ≥ nq` floats; the padding columns are 0), computed as one
-/// GEMM on the calling thread. The padding lets the per-document kernels work
-/// on whole vectors.
+/// GEMM per block of centroid rows, in at most `threads` blocks on the rayon
+/// pool. The padding lets the per-document kernels work on whole vectors.
 pub(crate) fn centroid_scores(
     query: &[f32],
     centroids: &[f32],
     dim: usize,
     stride: usize,
+    threads: usize,
 ) -> Vec<f32> {
     let nq = query.len() / dim.max(1);
     let k = centroids.len() / dim.max(1);
@@ -38,8 +39,7 @@ pub(crate) fn centroid_scores(
     // One GEMM per block of centroid rows, the blocks spread over the rayon
     // pool: a single query still uses every thread. Each block's rows are
     // computed alone, so the result does not depend on the thread count.
-    let threads = rayon::current_num_threads().max(1);
-    let rows = k.div_ceil(threads).max(GEMM_MIN_ROWS);
+    let rows = k.div_ceil(threads.max(1)).max(GEMM_MIN_ROWS);
     st.par_chunks_mut(rows * stride)
         .zip(centroids.par_chunks(rows * dim))
         .for_each(|(out, cents)| {
@@ -77,11 +77,10 @@ fn trim(buf: &mut Vec<(f32, u32)>, depth: usize) -> f32 {
 /// whole. A token's winners go to a buffer that is cut back to the best
 /// `depth` whenever it reaches `2 · depth`, which raises the bar: amortised
 /// constant work per winner, where a heap paid a logarithmic sift.
-fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize) -> Vec<Vec<u32>> {
-    // Tokens are independent: split them over the rayon pool, each part
-    // scanning every row for its own columns.
-    let threads = rayon::current_num_threads().max(1);
-    let part = nq.div_ceil(threads).max(RANK_MIN_TOKENS);
+fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize, threads: usize) -> Vec<Vec<u32>> {
+    // Tokens are independent: split them into at most `threads` parts on the
+    // rayon pool, each part scanning every row for its own columns.
+    let part = nq.div_ceil(threads.max(1)).max(RANK_MIN_TOKENS);
     if nq <= part {
         return ranked_cols(st, 0..nq, stride, depth);
     }
@@ -162,13 +161,15 @@ fn ranked_cols(
 ///
 /// Afterwards, centroids whose best score over all tokens is below
 /// `threshold` are dropped (PLAID's `t_cs`). `st` has rows of `stride`
-/// floats of which the first `nq` are scores. Returns a flag per centroid.
+/// floats of which the first `nq` are scores. The ranking runs in at most
+/// `threads` parts. Returns a flag per centroid.
 pub(crate) fn probe(
     st: &[f32],
     nq: usize,
     stride: usize,
     n_probe: usize,
     threshold: Option<f32>,
+    threads: usize,
 ) -> Vec<bool> {
     let k = st.len().checked_div(stride).unwrap_or(0);
     let mut probed = vec![false; k];
@@ -180,7 +181,7 @@ pub(crate) fn probe(
     // when it is not (many duplicated tokens).
     let mut depth = n_probe.saturating_mul(2).min(k);
     loop {
-        let lists = ranked_all(st, nq, stride, depth);
+        let lists = ranked_all(st, nq, stride, depth, threads);
         let count = fill_round_robin(&lists, depth, budget, &mut probed);
         if count == budget || depth >= budget.min(k) {
             break;
@@ -306,7 +307,7 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .expect("pool");
-                let got = pool.install(|| ranked_all(&st, nq, stride, depth));
+                let got = pool.install(|| ranked_all(&st, nq, stride, depth, threads));
                 assert_eq!(got, want, "depth {depth}, {threads} threads");
             }
         }
@@ -321,10 +322,10 @@ mod tests {
             0.5, 0.0, //
             0.2, 0.3,
         ];
-        let p = probe(&st, 2, 2, 1, None);
+        let p = probe(&st, 2, 2, 1, None, 2);
         // token 0: best 0.5 at c1 and c2 -> c1; token 1: 0.9 at c0 and c1 -> c0.
         assert_eq!(p, vec![true, true, false, false]);
-        let p = probe(&st, 2, 2, 2, Some(0.6));
+        let p = probe(&st, 2, 2, 2, Some(0.6), 2);
         // Budget 4: rank 0 gives c1, c0; rank 1 gives c2 (token 0) and c1
         // again (token 1, skipped); rank 2: token 0's c0 (taken), token 1's c3.
         // Then the threshold drops c2 (best 0.5) and c3 (best 0.3).
@@ -343,8 +344,8 @@ mod tests {
             }
         }
         for n_probe in [1, 3, 8, 40] {
-            let want = probe(&st, nq, nq, n_probe, None);
-            let lists = ranked_all(&st, nq, nq, k);
+            let want = probe(&st, nq, nq, n_probe, None, 2);
+            let lists = ranked_all(&st, nq, nq, k, 2);
             assert_eq!(
                 probe_from_lists(&lists, n_probe, k),
                 want,
@@ -367,7 +368,7 @@ mod tests {
             let s = 1.0 - c as f32 * 0.05;
             st.extend_from_slice(&[s, s, s]);
         }
-        let p = probe(&st, 3, 3, 1, None);
+        let p = probe(&st, 3, 3, 1, None, 2);
         let chosen: Vec<usize> = (0..k).filter(|&c| p[c]).collect();
         assert_eq!(chosen, vec![0, 1, 2]);
     }
@@ -379,8 +380,8 @@ mod tests {
         let k = 300;
         let q: Vec<f32> = (0..nq * dim).map(|i| (i as f32 * 0.37).sin()).collect();
         let c: Vec<f32> = (0..k * dim).map(|i| (i as f32 * 0.11).cos()).collect();
-        let narrow = centroid_scores(&q, &c, dim, nq);
-        let wide = centroid_scores(&q, &c, dim, 16);
+        let narrow = centroid_scores(&q, &c, dim, nq, 2);
+        let wide = centroid_scores(&q, &c, dim, 16, 2);
         for ci in 0..k {
             assert_eq!(
                 &wide[ci * 16..ci * 16 + nq],
@@ -390,8 +391,8 @@ mod tests {
         }
         // Padded and narrow score rows rank alike, and as a full sort does.
         for depth in [1, 8, 200, 257, 300] {
-            let a = ranked_all(&narrow, nq, nq, depth);
-            let b = ranked_all(&wide, nq, 16, depth);
+            let a = ranked_all(&narrow, nq, nq, depth, 2);
+            let b = ranked_all(&wide, nq, 16, depth, 2);
             assert_eq!(a, b);
             for (qi, list) in a.iter().enumerate() {
                 let mut all: Vec<(f32, u32)> =
@@ -402,8 +403,8 @@ mod tests {
             }
         }
         assert_eq!(
-            probe(&narrow, nq, nq, 5, None),
-            probe(&wide, nq, 16, 5, None)
+            probe(&narrow, nq, nq, 5, None, 2),
+            probe(&wide, nq, 16, 5, None, 2)
         );
     }
 
@@ -412,7 +413,7 @@ mod tests {
         let dim = 5;
         let q: Vec<f32> = (0..3 * dim).map(|i| (i as f32 * 0.37).sin()).collect();
         let c: Vec<f32> = (0..7 * dim).map(|i| (i as f32 * 0.11).cos()).collect();
-        let st = centroid_scores(&q, &c, dim, 3);
+        let st = centroid_scores(&q, &c, dim, 3, 2);
         for ci in 0..7 {
             for qi in 0..3 {
                 let want = crate::reference::dot(&q[qi * dim..][..dim], &c[ci * dim..][..dim]);

@@ -85,6 +85,10 @@ struct QueryScores<'q> {
     /// Centroid-major scores `st[c * stride + j] = centroid_c · query_j`
     /// (padding columns 0).
     st: Vec<f32>,
+    /// Parts the per-query stages split into on the rayon pool: the pool's
+    /// size for one query, 1 when a batch already keeps every thread busy
+    /// (a query's tables then stay in one core's cache).
+    threads: usize,
 }
 
 /// Centroid scores quantised to bytes for the approximate stage: one affine
@@ -126,10 +130,10 @@ fn quantize_scores(qs: &QueryScores<'_>) -> ScoreTable {
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
     let mut values = vec![0u8; k * stride];
     // Blocks of rows over the rayon pool, so one query uses every thread.
-    const ROWS: usize = 1024;
+    let rows = k.div_ceil(qs.threads.max(1)).max(1024);
     values
-        .par_chunks_mut(ROWS * stride)
-        .zip(qs.st.par_chunks(ROWS * qs.stride))
+        .par_chunks_mut(rows * stride)
+        .zip(qs.st.par_chunks(rows * qs.stride))
         .for_each(|(out, st)| {
             for (out, row) in out.chunks_exact_mut(stride).zip(st.chunks_exact(qs.stride)) {
                 for (o, &v) in out.iter_mut().zip(&row[..nq]) {
@@ -204,6 +208,11 @@ impl Cand {
             local: local as u32,
         }
     }
+}
+
+/// Threads of the current rayon pool: how far one query's stages split.
+fn pool_threads() -> usize {
+    rayon::current_num_threads().max(1)
 }
 
 /// Minimum items per rayon task in the per-document stages, so that small
@@ -313,7 +322,8 @@ impl<'a> Searcher<'a> {
     /// [`Error::NonFiniteQuery`], [`Error::ZeroK`], [`Error::BadParam`]) and
     /// damaged segments ([`Error::CodeOutOfRange`], [`Error::IvfOutOfRange`]).
     pub fn search(&self, query: EmbeddingsView<'_>, params: &SearchParams) -> Result<Hits, Error> {
-        self.run(query, params, None).map(|(h, _)| h)
+        self.run(query, params, None, pool_threads())
+            .map(|(h, _)| h)
     }
 
     /// [`Searcher::search`], also returning the time spent in each stage.
@@ -325,7 +335,7 @@ impl<'a> Searcher<'a> {
         query: EmbeddingsView<'_>,
         params: &SearchParams,
     ) -> Result<(Hits, StageProfile), Error> {
-        self.run(query, params, None)
+        self.run(query, params, None, pool_threads())
     }
 
     /// Like [`Searcher::search`], restricted to the documents in `allowed`
@@ -340,7 +350,8 @@ impl<'a> Searcher<'a> {
         params: &SearchParams,
         allowed: &[DocId],
     ) -> Result<Hits, Error> {
-        self.run(query, params, Some(allowed)).map(|(h, _)| h)
+        self.run(query, params, Some(allowed), pool_threads())
+            .map(|(h, _)| h)
     }
 
     /// [`Searcher::search`] restricted to the documents in `allowed` (unknown
@@ -367,7 +378,7 @@ impl<'a> Searcher<'a> {
     ) -> Result<(Hits, FilterPlan), Error> {
         self.check_query(&query)?;
         params.validate()?;
-        let qs = self.query_scores(query);
+        let qs = self.query_scores(query, pool_threads());
         let probed = self.probed_candidates(&qs, params)?;
         let mut sorted: Vec<u32> = allowed.iter().map(|d| d.as_u32()).collect();
         sorted.sort_unstable();
@@ -392,7 +403,10 @@ impl<'a> Searcher<'a> {
         Ok((hits, plan))
     }
 
-    /// [`Searcher::search`] for many queries, in parallel on the current rayon pool.
+    /// [`Searcher::search`] for many queries, in parallel on the current rayon
+    /// pool. With at least as many queries as threads, each query runs on
+    /// one thread (its stages are not split further), which keeps its
+    /// score tables in that core's cache; results are the same either way.
     ///
     /// # Errors
     /// The first error of any query.
@@ -401,9 +415,11 @@ impl<'a> Searcher<'a> {
         queries: &[EmbeddingsView<'_>],
         params: &SearchParams,
     ) -> Result<Vec<Hits>, Error> {
+        let pool = pool_threads();
+        let threads = if queries.len() >= pool { 1 } else { pool };
         queries
             .par_iter()
-            .map(|q| self.search(*q, params))
+            .map(|q| self.run(*q, params, None, threads).map(|(h, _)| h))
             .collect()
     }
 
@@ -425,7 +441,7 @@ impl<'a> Searcher<'a> {
                 }
             }
         }
-        let qs = self.query_scores(query);
+        let qs = self.query_scores(query, pool_threads());
         let mut profile = StageProfile::default();
         // The ceiling and oracle: float scoring, the closest to the vectors.
         let params = SearchParams::with_k(k).exact_scoring(ExactScoring::Float);
@@ -433,16 +449,23 @@ impl<'a> Searcher<'a> {
     }
 
     /// The query with its centroid scores.
-    fn query_scores<'q>(&self, query: EmbeddingsView<'q>) -> QueryScores<'q> {
+    fn query_scores<'q>(&self, query: EmbeddingsView<'q>, threads: usize) -> QueryScores<'q> {
         let dim = self.codebook.dim();
         let nq = query.num_rows();
         let stride = nq.div_ceil(Kernel::LANES).max(1) * Kernel::LANES;
-        let st = centroid_scores(query.as_slice(), self.codebook.centroids(), dim, stride);
+        let st = centroid_scores(
+            query.as_slice(),
+            self.codebook.centroids(),
+            dim,
+            stride,
+            threads,
+        );
         QueryScores {
             q: query.as_slice(),
             nq,
             stride,
             st,
+            threads,
         }
     }
 
@@ -451,6 +474,7 @@ impl<'a> Searcher<'a> {
         query: EmbeddingsView<'_>,
         params: &SearchParams,
         allowed: Option<&[DocId]>,
+        threads: usize,
     ) -> Result<(Hits, StageProfile), Error> {
         self.check_query(&query)?;
         params.validate()?;
@@ -459,7 +483,7 @@ impl<'a> Searcher<'a> {
             ..StageProfile::default()
         };
         let mut t = Instant::now();
-        let qs = self.query_scores(query);
+        let qs = self.query_scores(query, threads);
         profile.centroid_scores_s = lap(&mut t);
         let mut cands = match allowed {
             None => {
@@ -469,6 +493,7 @@ impl<'a> Searcher<'a> {
                     qs.stride,
                     params.effective_n_probe(),
                     params.centroid_score_threshold,
+                    qs.threads,
                 );
                 profile.probe_s = lap(&mut t);
                 let c = self.candidates(&probed)?;
@@ -500,6 +525,7 @@ impl<'a> Searcher<'a> {
             qs.stride,
             params.effective_n_probe(),
             params.centroid_score_threshold,
+            qs.threads,
         );
         self.candidates(&probed)
     }
@@ -611,18 +637,40 @@ impl<'a> Searcher<'a> {
     /// Approximate score of each candidate: `Σ_q max_t st[code(t), q]`.
     fn approximate(&self, qs: &QueryScores<'_>, cands: &mut [Cand]) -> Result<(), Error> {
         let kernel = self.kernel;
+        let k = self.codebook.num_centroids();
         let table = quantize_scores(qs);
         let w = table.stride;
         cands
             .par_iter_mut()
-            .with_min_len(PAR_MIN_DOCS * 4)
+            .with_min_len(if qs.threads > 1 {
+                PAR_MIN_DOCS * 4
+            } else {
+                usize::MAX
+            })
             .try_for_each_init(
                 || (vec![0u8; w], Vec::new()),
                 |(acc, codes), cand| {
-                    codes.clear();
-                    self.doc_codes(cand, codes)?;
+                    // Read the stored codes in place: one vectorised range
+                    // check, and the culprit is looked for only on failure.
+                    let seg = &self.segments[cand.segment as usize];
+                    let range = seg.token_range(cand.local as usize);
                     acc.fill(0);
-                    kernel.gather_max_u8(&table.values, codes, acc);
+                    match seg.codes {
+                        CodesView::U16(c) => {
+                            let c = &c[range];
+                            if c.iter().any(|&v| usize::from(v) >= k) {
+                                return self.doc_codes(cand, codes);
+                            }
+                            kernel.gather_max_u8_u16(&table.values, c, acc);
+                        }
+                        CodesView::U32(c) => {
+                            let c = &c[range];
+                            if c.iter().any(|&v| v as usize >= k) {
+                                return self.doc_codes(cand, codes);
+                            }
+                            kernel.gather_max_u8(&table.values, c, acc);
+                        }
+                    }
                     // Padding columns are 0 and every level is ≥ 0, so they
                     // add nothing; an empty document scores 0.
                     let sum: u32 = acc.iter().map(|&v| u32::from(v)).sum();
@@ -784,6 +832,8 @@ impl<'a> Searcher<'a> {
             groups.push(head);
             rest = tail;
         }
+        // One task for a query that must stay on its thread.
+        let min_len = if qs.threads > 1 { 1 } else { usize::MAX };
         let int8 = match (params.exact_scoring, self.codebook.int8_centroids()) {
             (ExactScoring::Int8, Some(c)) => {
                 let query = QueryI8::new(qs.q, self.codebook.dim(), &self.levels);
@@ -800,23 +850,29 @@ impl<'a> Searcher<'a> {
                     cvals: cents.values(),
                     cscales: cents.scales(),
                 };
-                groups.into_par_iter().try_for_each_init(
-                    || (Vec::new(), Vec::new(), Vec::new()),
-                    |(codes, lv, best), group| {
-                        self.exact_group_i8(&inp, qs.nq, codes, lv, best, group)
-                    },
-                )?;
+                groups
+                    .into_par_iter()
+                    .with_min_len(min_len)
+                    .try_for_each_init(
+                        || (Vec::new(), Vec::new(), Vec::new()),
+                        |(codes, lv, best), group| {
+                            self.exact_group_i8(&inp, qs.nq, codes, lv, best, group)
+                        },
+                    )?;
             }
-            None => groups.into_par_iter().try_for_each_init(
-                || ExactScratch {
-                    r: Vec::new(),
-                    g: Vec::new(),
-                    inv: Vec::new(),
-                    codes: Vec::new(),
-                    acc: Vec::new(),
-                },
-                |scratch, group| self.exact_group(qs, kernel, scratch, group),
-            )?,
+            None => groups
+                .into_par_iter()
+                .with_min_len(min_len)
+                .try_for_each_init(
+                    || ExactScratch {
+                        r: Vec::new(),
+                        g: Vec::new(),
+                        inv: Vec::new(),
+                        codes: Vec::new(),
+                        acc: Vec::new(),
+                    },
+                    |scratch, group| self.exact_group(qs, kernel, scratch, group),
+                )?,
         }
         profile.exact_docs = cands.len();
         profile.exact_tokens = all_tokens;

@@ -160,6 +160,11 @@ fn gather_and_combine_match_plain_loops() {
                     }
                 }
                 assert_eq!(acc, want, "{kernel:?} u8 w {w8} n {n}");
+                // The same over 16-bit codes.
+                let narrow: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
+                let mut acc16 = vec![0u8; w8];
+                kernel.gather_max_u8_u16(&t8w, &narrow, &mut acc16);
+                assert_eq!(acc16, want, "{kernel:?} u8 u16 w {w8} n {n}");
             }
             // A width that is not whole vectors is refused (left untouched).
             let mut acc = vec![f32::NEG_INFINITY; 5];

@@ -182,13 +182,13 @@ pub(crate) const LANES_U8: usize = 32;
 /// `acc[j] = max(acc[j], table[code * acc.len() + j])`. `acc.len()` is a
 /// multiple of [`LANES_U8`]; codes whose row is out of range are skipped.
 #[inline(always)]
-pub(crate) fn gather_max_u8(table: &[u8], codes: &[u32], acc: &mut [u8]) {
+pub(crate) fn gather_max_u8<C: Copy + Into<u32>>(table: &[u8], codes: &[C], acc: &mut [u8]) {
     let w = acc.len();
     if w == 0 || !w.is_multiple_of(LANES_U8) {
         return;
     }
     for &code in codes {
-        let start = code as usize * w;
+        let start = code.into() as usize * w;
         let Some(row) = table.get(start..start + w) else {
             continue;
         };

@@ -338,7 +338,7 @@ mod tests {
                 let q: Vec<f32> = (0..nq).flat_map(|_| unit(&mut rng, dim)).collect();
                 let query = QueryI8::new(&q, dim, &levels);
                 let w = query.blocks * BLOCK;
-                let st = centroid_scores(&q, cb.centroids(), dim, w);
+                let st = centroid_scores(&q, cb.centroids(), dim, w, 1);
                 let inp = ExactInputs {
                     levels: &levels,
                     query: &query,

@@ -149,6 +149,17 @@ impl Kernel {
         }
     }
 
+    /// [`Kernel::gather_max_u8`] over 16-bit codes (an index's usual width),
+    /// so that callers need not widen them first.
+    pub fn gather_max_u8_u16(self, table: &[u8], codes: &[u16], acc: &mut [u8]) {
+        match self {
+            Kernel::Avx2 => simd::avx2::gather_max_u8_u16(table, codes, acc),
+            Kernel::Avx512 => simd::avx512::gather_max_u8_u16(table, codes, acc),
+            Kernel::Neon => simd::neon::gather_max_u8_u16(table, codes, acc),
+            Kernel::Scalar => generic::gather_max_u8(table, codes, acc),
+        }
+    }
+
     /// Exact scoring of one document from its parts: for token `t`,
     /// `acc[j] = max(acc[j], (st[codes[t] · w + j] + g[t · w + j]) · inv[t])`
     /// with `w = acc.len()`, a multiple of [`Kernel::LANES`] (otherwise

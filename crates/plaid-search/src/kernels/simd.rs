@@ -62,6 +62,20 @@ macro_rules! isa {
             }
 
             #[target_feature(enable = $feat)]
+            fn gather_max_u8_u16_tf(table: &[u8], codes: &[u16], acc: &mut [u8]) {
+                generic::gather_max_u8(table, codes, acc)
+            }
+
+            pub(crate) fn gather_max_u8_u16(table: &[u8], codes: &[u16], acc: &mut [u8]) {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { gather_max_u8_u16_tf(table, codes, acc) }
+                } else {
+                    generic::gather_max_u8(table, codes, acc)
+                }
+            }
+
+            #[target_feature(enable = $feat)]
             fn combine_max_tf(st: &[f32], codes: &[u32], g: &[f32], inv: &[f32], acc: &mut [f32]) {
                 generic::combine_max(st, codes, g, inv, acc)
             }
@@ -242,6 +256,9 @@ pub(super) mod scalar {
         generic::combine_max(st, codes, g, inv, acc)
     }
     pub(crate) fn gather_max_u8(table: &[u8], codes: &[u32], acc: &mut [u8]) {
+        generic::gather_max_u8(table, codes, acc)
+    }
+    pub(crate) fn gather_max_u8_u16(table: &[u8], codes: &[u16], acc: &mut [u8]) {
         generic::gather_max_u8(table, codes, acc)
     }
     pub(crate) fn sq_norm_sum(c: &[f32], r: &[f32]) -> f32 {
