@@ -13,13 +13,16 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::{Device, GpuAssigner, GpuIndex};
 
+#[path = "../tests/common/skip.rs"]
+mod skip;
+
 fn device_or_skip(test: &str) -> Option<Device> {
     match Device::open() {
         Ok(d) => Some(d),
         Err(e) => {
             let required = std::env::var_os("PLAID_CUDA_REQUIRE").is_some_and(|v| v == "1");
             assert!(!required, "{test}: PLAID_CUDA_REQUIRE=1 but no GPU: {e}");
-            eprintln!("SKIP {test}: no CUDA device: {e}");
+            skip::report(test, &format_args!("no CUDA device: {e}"));
             None
         }
     }
