@@ -1,5 +1,6 @@
 //! Stage 1: query × centroid scores and probing.
 
+use crate::kernels::Kernel;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -94,8 +95,55 @@ fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize, threads: usize
 /// Fewest query tokens per part of [`ranked_all`].
 const RANK_MIN_TOKENS: usize = 8;
 
-/// [`ranked_all`] for the query tokens (columns) in `cols`.
+/// Bit `j` set where `s[j] > b[j]` (false for NaN), for up to 64 entries.
+/// Written over fixed groups of 16 so that it compiles to vector compares
+/// and mask moves where the instruction set has them.
+#[inline(always)]
+fn gt_mask(s: &[f32], b: &[f32]) -> u64 {
+    let mut mask = 0u64;
+    let mut sc = s.chunks_exact(16);
+    let mut bc = b.chunks_exact(16);
+    let mut shift = 0;
+    for (s16, b16) in (&mut sc).zip(&mut bc) {
+        let mut m = 0u16;
+        for j in 0..16 {
+            m |= u16::from(s16[j] > b16[j]) << j;
+        }
+        mask |= u64::from(m) << shift;
+        shift += 16;
+    }
+    // The tail, padded with entries that never pass.
+    let (sr, br) = (sc.remainder(), bc.remainder());
+    if !sr.is_empty() && shift < 64 {
+        let mut s16 = [f32::NEG_INFINITY; 16];
+        let mut b16 = [f32::INFINITY; 16];
+        let n = sr.len().min(br.len());
+        s16[..n].copy_from_slice(&sr[..n]);
+        b16[..n].copy_from_slice(&br[..n]);
+        let mut m = 0u16;
+        for j in 0..16 {
+            m |= u16::from(s16[j] > b16[j]) << j;
+        }
+        mask |= u64::from(m) << shift;
+    }
+    mask
+}
+
+/// [`ranked_all`] for the query tokens (columns) in `cols`, compiled for
+/// the best instruction set (see [`Kernel::ranked_cols`]).
 fn ranked_cols(
+    st: &[f32],
+    cols: std::ops::Range<usize>,
+    stride: usize,
+    depth: usize,
+) -> Vec<Vec<u32>> {
+    Kernel::best().ranked_cols(st, cols, stride, depth)
+}
+
+/// The definition of [`ranked_cols`], inlined into each instruction set's
+/// copy by [`Kernel::ranked_cols`].
+#[inline(always)]
+pub(crate) fn ranked_cols_generic(
     st: &[f32],
     cols: std::ops::Range<usize>,
     stride: usize,
@@ -109,8 +157,19 @@ fn ranked_cols(
     }
     let cap = 2 * depth;
     let mut bufs: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(cap); nq];
+    // Read whole groups of 16 columns where the row has them (score rows
+    // are padded), with bars of +inf on the extra columns so they never
+    // enter; this keeps `gt_mask` off its slower tail.
+    let padded = nq.div_ceil(16) * 16;
+    let width = if cols.start + padded <= stride {
+        padded
+    } else {
+        nq
+    };
+    let cols = cols.start..cols.start + width;
     // Current entry bar of each token: -inf until its buffer first fills.
-    let mut bar = vec![f32::NEG_INFINITY; nq];
+    let mut bar = vec![f32::INFINITY; width];
+    bar[..nq].fill(f32::NEG_INFINITY);
     for (c, row) in st.chunks_exact(stride).enumerate() {
         // 64 tokens at a time: one branch-free pass builds the mask of
         // tokens whose bar this row beats (NaN fails every comparison, so it
@@ -121,10 +180,7 @@ fn ranked_cols(
             .zip(bar.chunks_mut(64))
             .enumerate()
         {
-            let mut mask = 0u64;
-            for (j, (s, b)) in srow.iter().zip(brow.iter()).enumerate() {
-                mask |= u64::from(s > b) << j;
-            }
+            let mut mask = gt_mask(srow, brow);
             while mask != 0 {
                 let j = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
@@ -178,7 +234,10 @@ pub(crate) fn probe(
     }
     let budget = n_probe.saturating_mul(nq).min(k);
     // Usually the budget is met within twice n_probe ranks; go deeper only
-    // when it is not (many duplicated tokens).
+    // when it is not (many duplicated tokens, as in padded queries). Any
+    // depth at which the budget is met gives the same centroids, so the next
+    // depth is extrapolated from how many distinct ones this one gave (with
+    // a margin), which needs one or two scans where doubling needed several.
     let mut depth = n_probe.saturating_mul(2).min(k);
     loop {
         let lists = ranked_all(st, nq, stride, depth, threads);
@@ -186,7 +245,8 @@ pub(crate) fn probe(
         if count == budget || depth >= budget.min(k) {
             break;
         }
-        depth = depth.saturating_mul(2).min(budget).min(k);
+        let guess = depth.saturating_mul(budget).saturating_mul(3) / (2 * count.max(1));
+        depth = guess.max(depth.saturating_mul(2)).min(budget).min(k);
     }
     if let Some(t) = threshold {
         for (c, row) in st.chunks_exact(stride).enumerate() {
@@ -309,6 +369,21 @@ mod tests {
                     .expect("pool");
                 let got = pool.install(|| ranked_all(&st, nq, stride, depth, threads));
                 assert_eq!(got, want, "depth {depth}, {threads} threads");
+            }
+            // Every instruction set's copy, on whole and partial groups of
+            // 16 columns, with and without room to read past the last.
+            for kernel in Kernel::available() {
+                for cols in [0..nq, 5..21, 40..48, 32..48] {
+                    let got = kernel.ranked_cols(&st, cols.clone(), stride, depth);
+                    let want: Vec<Vec<u32>> = {
+                        let sub: Vec<f32> = st
+                            .chunks_exact(stride)
+                            .flat_map(|r| r[cols.clone()].to_vec())
+                            .collect();
+                        naive(&sub, cols.len(), cols.len(), depth)
+                    };
+                    assert_eq!(got, want, "{kernel:?} columns {cols:?} depth {depth}");
+                }
             }
         }
     }

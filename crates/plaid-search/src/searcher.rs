@@ -1,9 +1,9 @@
 //! The PLAID pipeline over a list of segments that share one codebook.
 
 use crate::centroids::{centroid_scores, probe};
-use crate::kernels::Kernel;
-use crate::kernels::int8::{ExactInputs, Levels, QueryI8};
+use crate::kernels::int8::{DocScratch, ExactInputs, Levels, QueryI8};
 use crate::kernels::vnni::Decoder;
+use crate::kernels::{Kernel, prefetch};
 use crate::reference::rank_order;
 use crate::view::{CodesView, SegmentView};
 use crate::{Error, ExactScoring, SearchParams};
@@ -640,16 +640,22 @@ impl<'a> Searcher<'a> {
         let k = self.codebook.num_centroids();
         let table = quantize_scores(qs);
         let w = table.stride;
-        cands
-            .par_iter_mut()
-            .with_min_len(if qs.threads > 1 {
-                PAR_MIN_DOCS * 4
-            } else {
-                usize::MAX
-            })
-            .try_for_each_init(
-                || (vec![0u8; w], Vec::new()),
-                |(acc, codes), cand| {
+        // One chunk for a query that must stay on its thread.
+        let chunk = if qs.threads > 1 {
+            PAR_MIN_DOCS * 4
+        } else {
+            cands.len().max(1)
+        };
+        cands.par_chunks_mut(chunk).try_for_each_init(
+            || (vec![0u8; w], Vec::new()),
+            |(acc, codes), chunk| {
+                for ci in 0..chunk.len() {
+                    if let Some(ahead) = chunk.get(ci + 4) {
+                        // Candidates are random documents: fetch the codes
+                        // of one a few steps on.
+                        self.prefetch_doc(ahead, 0);
+                    }
+                    let cand = &mut chunk[ci];
                     // Read the stored codes in place: one vectorised range
                     // check, and the culprit is looked for only on failure.
                     let seg = &self.segments[cand.segment as usize];
@@ -675,9 +681,10 @@ impl<'a> Searcher<'a> {
                     // add nothing; an empty document scores 0.
                     let sum: u32 = acc.iter().map(|&v| u32::from(v)).sum();
                     cand.score = sum as f32;
-                    Ok(())
-                },
-            )
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Exact MaxSim of one group of candidates (see [`Self::exact_and_rank`]).
@@ -759,18 +766,39 @@ impl<'a> Searcher<'a> {
         Ok(())
     }
 
+    /// Hints the CPU to fetch candidate `cand`'s codes and the first
+    /// `residual_lines` cache lines of its residuals.
+    fn prefetch_doc(&self, cand: &Cand, residual_lines: usize) {
+        let seg = &self.segments[cand.segment as usize];
+        let range = seg.token_range(cand.local as usize);
+        match seg.codes {
+            CodesView::U16(c) => prefetch(c.get(range.clone()).unwrap_or_default(), 4),
+            CodesView::U32(c) => prefetch(c.get(range.clone()).unwrap_or_default(), 4),
+        }
+        let pl = self.levels.packed_len();
+        if let Some(r) = seg.residuals.get(range.start * pl..range.end * pl) {
+            prefetch(r, residual_lines);
+        }
+    }
+
     /// Integer exact MaxSim of one group of candidates ([`ExactScoring::Int8`]).
     fn exact_group_i8(
         &self,
         inp: &ExactInputs<'_>,
         nq: usize,
         codes: &mut Vec<u32>,
-        lv: &mut Vec<u8>,
+        scratch: &mut DocScratch,
         best: &mut Vec<f32>,
         group: &mut [Cand],
     ) -> Result<(), Error> {
         let pl = self.levels.packed_len();
-        for cand in group.iter_mut() {
+        for ci in 0..group.len() {
+            if let Some(next) = group.get(ci + 1) {
+                // The kernel prefetches within a document; start the next
+                // one's first rows and its codes now.
+                self.prefetch_doc(next, 8);
+            }
+            let cand = &mut group[ci];
             codes.clear();
             self.doc_codes(cand, codes)?;
             let seg = &self.segments[cand.segment as usize];
@@ -779,7 +807,7 @@ impl<'a> Searcher<'a> {
             best.clear();
             best.resize(inp.width(), f32::NEG_INFINITY);
             self.kernel
-                .score_doc_i8(inp, &self.decoder, codes, residuals, lv, best);
+                .score_doc_i8(inp, &self.decoder, codes, residuals, scratch, best);
             cand.score = if codes.is_empty() {
                 0.0
             } else {
@@ -854,9 +882,9 @@ impl<'a> Searcher<'a> {
                     .into_par_iter()
                     .with_min_len(min_len)
                     .try_for_each_init(
-                        || (Vec::new(), Vec::new(), Vec::new()),
-                        |(codes, lv, best), group| {
-                            self.exact_group_i8(&inp, qs.nq, codes, lv, best, group)
+                        || (Vec::new(), DocScratch::default(), Vec::new()),
+                        |(codes, scratch, best), group| {
+                            self.exact_group_i8(&inp, qs.nq, codes, scratch, best, group)
                         },
                     )?;
             }

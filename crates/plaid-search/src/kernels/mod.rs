@@ -16,6 +16,8 @@ mod simd;
 #[allow(unsafe_code)]
 pub(crate) mod vnni;
 
+pub(crate) use simd::prefetch;
+
 /// One implementation of the float kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -160,6 +162,24 @@ impl Kernel {
         }
     }
 
+    /// Each query token's (column's) best `depth` centroids among the rows
+    /// of `st` (rows of `stride` floats), best first, ties to the lower id:
+    /// the ranked lists of probing, compiled for this instruction set.
+    pub(crate) fn ranked_cols(
+        self,
+        st: &[f32],
+        cols: std::ops::Range<usize>,
+        stride: usize,
+        depth: usize,
+    ) -> Vec<Vec<u32>> {
+        match self {
+            Kernel::Avx2 => simd::avx2::ranked_cols(st, cols, stride, depth),
+            Kernel::Avx512 => simd::avx512::ranked_cols(st, cols, stride, depth),
+            Kernel::Neon => simd::neon::ranked_cols(st, cols, stride, depth),
+            Kernel::Scalar => crate::centroids::ranked_cols_generic(st, cols, stride, depth),
+        }
+    }
+
     /// Exact scoring of one document from its parts: for token `t`,
     /// `acc[j] = max(acc[j], (st[codes[t] · w + j] + g[t · w + j]) · inv[t])`
     /// with `w = acc.len()`, a multiple of [`Kernel::LANES`] (otherwise
@@ -204,13 +224,13 @@ impl Kernel {
         dec: &vnni::Decoder,
         codes: &[u32],
         residuals: &[u8],
-        lv: &mut Vec<u8>,
+        scratch: &mut int8::DocScratch,
         best: &mut [f32],
     ) {
-        if self == Kernel::Avx512 && vnni::score_doc(inp, dec, codes, residuals, lv, best) {
+        if self == Kernel::Avx512 && vnni::score_doc(inp, dec, codes, residuals, scratch, best) {
             return;
         }
-        int8::score_doc_scalar(inp, codes, residuals, lv, best)
+        int8::score_doc_scalar(inp, codes, residuals, scratch, best)
     }
 
     /// Exact MaxSim: `Σ_q max_t q·t` of a query (`nq × dim`) against a

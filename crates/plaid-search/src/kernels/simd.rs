@@ -4,6 +4,29 @@
 //! is guarded by the matching runtime detection (cached by the standard
 //! library), falling back to the scalar code when the feature is missing.
 
+/// Asks the CPU to start loading the first `max_lines` cache lines of
+/// `bytes` into L1, for data a loop will reach soon (the next candidate
+/// document's codes or residuals: random reads the hardware prefetcher
+/// cannot foresee). A hint only: it never faults and changes no result.
+#[inline]
+pub(crate) fn prefetch<T>(data: &[T], max_lines: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let ptr = data.as_ptr().cast::<i8>();
+        let len = std::mem::size_of_val(data);
+        for off in (0..len).step_by(64).take(max_lines) {
+            // SAFETY: SSE is part of x86-64; a prefetch never faults, and
+            // `wrapping_add` keeps the address inside `data`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(off)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (data, max_lines);
+    }
+}
+
 use super::generic;
 
 /// Defines, for one instruction set, `#[target_feature]` copies of the
@@ -58,6 +81,30 @@ macro_rules! isa {
                     unsafe { gather_max_u8_tf(table, codes, acc) }
                 } else {
                     generic::gather_max_u8(table, codes, acc)
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            fn ranked_cols_tf(
+                st: &[f32],
+                cols: std::ops::Range<usize>,
+                stride: usize,
+                depth: usize,
+            ) -> Vec<Vec<u32>> {
+                crate::centroids::ranked_cols_generic(st, cols, stride, depth)
+            }
+
+            pub(crate) fn ranked_cols(
+                st: &[f32],
+                cols: std::ops::Range<usize>,
+                stride: usize,
+                depth: usize,
+            ) -> Vec<Vec<u32>> {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { ranked_cols_tf(st, cols, stride, depth) }
+                } else {
+                    crate::centroids::ranked_cols_generic(st, cols, stride, depth)
                 }
             }
 
@@ -260,6 +307,14 @@ pub(super) mod scalar {
     }
     pub(crate) fn gather_max_u8_u16(table: &[u8], codes: &[u16], acc: &mut [u8]) {
         generic::gather_max_u8(table, codes, acc)
+    }
+    pub(crate) fn ranked_cols(
+        st: &[f32],
+        cols: std::ops::Range<usize>,
+        stride: usize,
+        depth: usize,
+    ) -> Vec<Vec<u32>> {
+        crate::centroids::ranked_cols_generic(st, cols, stride, depth)
     }
     pub(crate) fn sq_norm_sum(c: &[f32], r: &[f32]) -> f32 {
         generic::sq_norm_sum::<false>(c, r)

@@ -1,5 +1,12 @@
 //! AVX-512 VNNI + VBMI version of [`super::int8::score_doc_scalar`].
 //!
+//! A document is scored in two passes. The first decodes every token to
+//! levels (kept in scratch) and computes its norm sums; sixteen tokens' sums
+//! are reduced together and their inverse norms computed in one vector. The
+//! second multiplies the levels by the query, two tokens at a time so each
+//! query load serves both. Splitting the passes keeps the long chain from
+//! a token's bytes to its norm off the multiply's path.
+//!
 //! Per document token and 64-dimension chunk:
 //! 1. `vpermb` spreads the chunk's packed bytes so that each 64-bit lane
 //!    holds the bytes of its eight dimensions, and `vpmultishiftqb` moves
@@ -17,7 +24,7 @@
 //! [`super::int8::inv_norm`]), so results are bit-identical; the tests
 //! check that.
 
-use super::int8::{BLOCK, ExactInputs, Levels, inv_norm};
+use super::int8::{BLOCK, DocScratch, ExactInputs, Levels};
 
 /// Constant vectors of the decoder for one bit width.
 #[derive(Clone, Debug)]
@@ -86,7 +93,7 @@ pub(crate) fn score_doc(
     dec: &Decoder,
     codes: &[u32],
     residuals: &[u8],
-    lv: &mut Vec<u8>,
+    scratch: &mut DocScratch,
     best: &mut [f32],
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -98,15 +105,17 @@ pub(crate) fn score_doc(
         {
             return false;
         }
-        lv.resize(inp.levels.dim, 0);
+        let n = codes.len();
+        scratch.lv.resize(n * inp.levels.dim, 0);
+        scratch.inv.resize(n.div_ceil(16) * 16, 0.0);
         // SAFETY: the CPU features were detected above, and `fits` plus the
         // checks above establish every bound the function relies on.
-        unsafe { x86::score_doc(inp, dec, codes, residuals, lv, best) };
+        unsafe { x86::score_doc(inp, dec, codes, residuals, scratch, best) };
         true
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (inp, dec, codes, residuals, lv, best);
+        let _ = (inp, dec, codes, residuals, scratch, best);
         false
     }
 }
@@ -121,30 +130,31 @@ mod x86 {
 
     /// # Safety
     /// The CPU has AVX-512 F, BW, VBMI and VNNI; `levels.dim` is a positive
-    /// multiple of 64; `levels.bits` is 1, 2 or 4; `lv.len() == dim`;
-    /// `best.len() == inp.width()`; and [`ExactInputs::fits`] holds for
-    /// `codes` and `residuals`.
+    /// multiple of 64; `levels.bits` is 1, 2 or 4; `scratch.lv` holds
+    /// `codes.len() · dim` bytes and `scratch.inv` `codes.len()` rounded up
+    /// to 16 floats; `best.len() == inp.width()`; and [`ExactInputs::fits`]
+    /// holds for `codes` and `residuals`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
     pub(super) unsafe fn score_doc(
         inp: &ExactInputs<'_>,
         dec: &Decoder,
         codes: &[u32],
         residuals: &[u8],
-        lv: &mut [u8],
+        scratch: &mut DocScratch,
         best: &mut [f32],
     ) {
+        let (lv, inv) = (&mut scratch.lv[..], &mut scratch.inv[..]);
         // SAFETY: the caller's contract, passed on.
         unsafe {
-            match (inp.levels.bits, inp.query.blocks) {
-                (4, 1) => doc::<4, 1>(inp, dec, codes, residuals, lv, best),
-                (4, 2) => doc::<4, 2>(inp, dec, codes, residuals, lv, best),
-                (4, _) => doc::<4, 0>(inp, dec, codes, residuals, lv, best),
-                (2, 1) => doc::<2, 1>(inp, dec, codes, residuals, lv, best),
-                (2, 2) => doc::<2, 2>(inp, dec, codes, residuals, lv, best),
-                (2, _) => doc::<2, 0>(inp, dec, codes, residuals, lv, best),
-                (_, 1) => doc::<1, 1>(inp, dec, codes, residuals, lv, best),
-                (_, 2) => doc::<1, 2>(inp, dec, codes, residuals, lv, best),
-                _ => doc::<1, 0>(inp, dec, codes, residuals, lv, best),
+            match inp.levels.bits {
+                4 => norms::<4>(inp, dec, codes, residuals, lv, inv),
+                2 => norms::<2>(inp, dec, codes, residuals, lv, inv),
+                _ => norms::<1>(inp, dec, codes, residuals, lv, inv),
+            }
+            match inp.query.blocks {
+                1 => dots::<1>(inp, codes, lv, inv, best),
+                2 => dots::<2>(inp, codes, lv, inv, best),
+                _ => dots::<0>(inp, codes, lv, inv, best),
             }
         }
     }
@@ -225,28 +235,59 @@ mod x86 {
         parts[0]
     }
 
-    /// [`score_doc`] for `BITS`-bit fields and `NB` query blocks (`0`: any).
+    /// Lane `j` of the result is the sum of the sixteen `i32` lanes of
+    /// `rows[j]`: a transpose-and-add tree, about three instructions per row
+    /// instead of a full horizontal reduction each.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn reduce16(rows: &[__m512i; 16]) -> __m512i {
+        // Within each 128-bit lane, pair rows: the even and odd halves of
+        // rows 2k and 2k + 1, interleaved.
+        let mut x = [_mm512_setzero_si512(); 8];
+        for (k, x) in x.iter_mut().enumerate() {
+            let (a, b) = (rows[2 * k], rows[2 * k + 1]);
+            *x = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+        }
+        // Each 128-bit lane of y[m] now holds rows 4m .. 4m + 4, summed over
+        // that lane's four elements.
+        let mut y = [_mm512_setzero_si512(); 4];
+        for (m, y) in y.iter_mut().enumerate() {
+            let (a, b) = (x[2 * m], x[2 * m + 1]);
+            *y = _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+        }
+        // Add 128-bit lanes pairwise, twice: lane q ends with rows
+        // 4q .. 4q + 4, in order.
+        let fold = |u: __m512i, v: __m512i| {
+            _mm512_add_epi32(
+                _mm512_shuffle_i32x4::<0b10_00_10_00>(u, v),
+                _mm512_shuffle_i32x4::<0b11_01_11_01>(u, v),
+            )
+        };
+        let z0 = fold(y[0], y[1]);
+        let z1 = fold(y[2], y[3]);
+        fold(z0, z1)
+    }
+
+    /// Pass 1: every token's levels into `lv` (row `i` at `i · dim`) and its
+    /// inverse norm into `inv[i]`, computed as
+    /// [`super::int8::inv_norm`] computes it, sixteen tokens at a time.
     ///
     /// # Safety
-    /// As [`score_doc`], with `BITS == levels.bits` and `NB` 0 or
-    /// `query.blocks`.
+    /// As [`score_doc`], with `BITS == levels.bits`, `lv` and `inv` of the
+    /// lengths it names.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
-    unsafe fn doc<const BITS: usize, const NB: usize>(
+    unsafe fn norms<const BITS: usize>(
         inp: &ExactInputs<'_>,
         dec: &Decoder,
         codes: &[u32],
         residuals: &[u8],
         lv: &mut [u8],
-        best: &mut [f32],
+        inv: &mut [f32],
     ) {
         let levels = inp.levels;
         let dim = levels.dim;
         let pl = levels.packed_len();
         let chunks = dim / 64;
-        let groups = dim / 4;
-        let w = inp.width();
-        let q = inp.query;
-        let s = levels.scale;
         let fields = 1usize << BITS;
         // SAFETY: the four arrays are 64 bytes long.
         let (spread, ctrl, fmask, offs) = unsafe {
@@ -259,74 +300,136 @@ mod x86 {
         };
         let x80 = _mm512_set1_epi8(-128);
         let k128 = _mm512_set1_epi8(-128); // 128 as an unsigned byte
-        let blocks = if NB == 0 { q.blocks } else { NB };
-        for (i, &code) in codes.iter().enumerate() {
-            if let Some(&ahead) = codes.get(i + PREFETCH) {
-                let ahead = ahead as usize;
-                // The centroid row and score row of a token a few steps on
-                // are random reads in tables larger than L1: start them now.
-                // `wrapping_add` keeps this free of `unsafe`; prefetches
-                // never fault, and `fits` puts the addresses in bounds.
-                let c = inp.cvals.as_ptr().wrapping_add(ahead * dim);
-                let st = inp.st.as_ptr().wrapping_add(ahead * w);
-                for off in (0..dim).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(off).cast());
+        let s = _mm512_set1_ps(levels.scale);
+        let two = _mm512_set1_ps(2.0);
+        let zero = _mm512_setzero_si512();
+        let n = codes.len();
+        let mut start = 0;
+        while start < n {
+            let m = (n - start).min(16);
+            let (mut c2s, mut cvs, mut v2s) = ([zero; 16], [zero; 16], [zero; 16]);
+            let mut sc = [0.0f32; 16];
+            for j in 0..m {
+                let i = start + j;
+                if let Some(&ahead) = codes.get(i + PREFETCH) {
+                    // The centroid row of a token a few steps on is a random
+                    // read in a table larger than L1, and its residuals may
+                    // not be cached: start both now. `wrapping_add` keeps
+                    // this free of `unsafe`; prefetches never fault, and
+                    // `fits` puts the addresses in bounds.
+                    let c = inp.cvals.as_ptr().wrapping_add(ahead as usize * dim);
+                    for off in (0..dim).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(off).cast());
+                    }
+                    let r = residuals.as_ptr().wrapping_add((i + PREFETCH) * pl);
+                    for off in (0..pl).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(off).cast());
+                    }
                 }
+                let code = codes[i] as usize;
+                sc[j] = inp.cscales[code];
+                // SAFETY: `fits` says residuals hold `n` rows of `pl` bytes,
+                // `code < K` and `cvals` is `K × dim`; `lv` holds `n` rows
+                // of `dim` bytes.
+                let (row, crow, out) = unsafe {
+                    (
+                        residuals.as_ptr().add(i * pl),
+                        inp.cvals.as_ptr().add(code * dim),
+                        lv.as_mut_ptr().add(i * dim),
+                    )
+                };
+                let (mut ccv, mut cc2, mut vv2, mut t_c, mut t_v) = (zero, zero, zero, zero, zero);
+                for h in 0..chunks {
+                    // SAFETY: chunk `h` is `8 · BITS` bytes at `h · 8 · BITS`
+                    // (`pl = chunks · 8 · BITS`); its tables are the `64 · F`
+                    // bytes from `64 h · F` of the `dim · F`-byte table; the
+                    // level row and the centroid row hold `dim` bytes.
+                    unsafe {
+                        let l = decode_chunk::<BITS>(
+                            row.add(h * 8 * BITS),
+                            levels.table.as_ptr().add(h * 64 * fields),
+                            spread,
+                            ctrl,
+                            fmask,
+                            offs,
+                        );
+                        _mm512_storeu_si512(out.add(h * 64).cast(), l);
+                        let c = _mm512_loadu_si512(crow.add(h * 64).cast());
+                        let v = _mm512_xor_si512(l, x80);
+                        let cu = _mm512_xor_si512(c, x80);
+                        ccv = _mm512_dpbusd_epi32(ccv, l, c);
+                        cc2 = _mm512_dpbusd_epi32(cc2, cu, c);
+                        vv2 = _mm512_dpbusd_epi32(vv2, l, v);
+                        t_c = _mm512_dpbusd_epi32(t_c, k128, c);
+                        t_v = _mm512_dpbusd_epi32(t_v, k128, v);
+                    }
+                }
+                cvs[j] = _mm512_sub_epi32(ccv, t_c);
+                c2s[j] = _mm512_sub_epi32(cc2, t_c);
+                v2s[j] = _mm512_sub_epi32(vv2, t_v);
+            }
+            let c2 = _mm512_cvtepi32_ps(reduce16(&c2s));
+            let cv = _mm512_cvtepi32_ps(reduce16(&cvs));
+            let v2 = _mm512_cvtepi32_ps(reduce16(&v2s));
+            // SAFETY: `sc` is 16 floats long.
+            let scv = unsafe { _mm512_loadu_ps(sc.as_ptr()) };
+            // inv_norm's expression, operation for operation:
+            // sc·sc·c2 + 2·sc·s·cv + s·s·v2, then 1 / √max(·, 1e-24).
+            let a = _mm512_mul_ps(_mm512_mul_ps(scv, scv), c2);
+            let b = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(two, scv), s), cv);
+            let c = _mm512_mul_ps(_mm512_mul_ps(s, s), v2);
+            let sq = _mm512_add_ps(_mm512_add_ps(a, b), c);
+            let r = _mm512_div_ps(
+                _mm512_set1_ps(1.0),
+                _mm512_sqrt_ps(_mm512_max_ps(sq, _mm512_set1_ps(1e-24))),
+            );
+            // SAFETY: `inv` holds `n` rounded up to 16 floats and `start`
+            // is a multiple of 16 below `n`.
+            unsafe { _mm512_storeu_ps(inv.as_mut_ptr().add(start), r) };
+            start += 16;
+        }
+    }
+
+    /// Pass 2: raises `best` by every token's scores against the query,
+    /// from the levels and inverse norms of pass 1. Two tokens go together,
+    /// so each query load feeds two `vpdpbusd`s.
+    ///
+    /// # Safety
+    /// As [`score_doc`], with `NB` 0 or `query.blocks`, and `lv`, `inv`
+    /// filled by [`norms`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn dots<const NB: usize>(
+        inp: &ExactInputs<'_>,
+        codes: &[u32],
+        lv: &[u8],
+        inv: &[f32],
+        best: &mut [f32],
+    ) {
+        let dim = inp.levels.dim;
+        let groups = dim / 4;
+        let w = inp.width();
+        let q = inp.query;
+        let blocks = if NB == 0 { q.blocks } else { NB };
+        let n = codes.len();
+        let z = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < n {
+            if let Some(&ahead) = codes.get(i + 2 * PREFETCH) {
+                // The score row of a token a few steps on: a random read.
+                let st = inp.st.as_ptr().wrapping_add(ahead as usize * w);
                 for off in (0..w).step_by(16) {
                     _mm_prefetch::<_MM_HINT_T0>(st.wrapping_add(off).cast());
                 }
-                _mm_prefetch::<_MM_HINT_T0>(
-                    residuals.as_ptr().wrapping_add((i + PREFETCH) * pl).cast(),
-                );
             }
-            let code = code as usize;
-            // SAFETY: `fits` says residuals hold `codes.len()` rows of `pl`
-            // bytes, `code < K` and `cvals` is `K × dim`.
-            let (row, crow) = unsafe {
-                (
-                    residuals.as_ptr().add(i * pl),
-                    inp.cvals.as_ptr().add(code * dim),
-                )
-            };
-            let mut ccv = _mm512_setzero_si512();
-            let mut cc2 = _mm512_setzero_si512();
-            let mut vv2 = _mm512_setzero_si512();
-            let mut t_c = _mm512_setzero_si512();
-            let mut t_v = _mm512_setzero_si512();
-            for h in 0..chunks {
-                // SAFETY: chunk `h` is `8 · BITS` bytes at `h · 8 · BITS`
-                // (`pl = chunks · 8 · BITS`); its tables are the `64 · F`
-                // bytes from `64 h · F` of the `dim · F`-byte table; `lv`
-                // and the centroid row hold `dim` bytes.
-                unsafe {
-                    let l = decode_chunk::<BITS>(
-                        row.add(h * 8 * BITS),
-                        levels.table.as_ptr().add(h * 64 * fields),
-                        spread,
-                        ctrl,
-                        fmask,
-                        offs,
-                    );
-                    _mm512_storeu_si512(lv.as_mut_ptr().add(h * 64).cast(), l);
-                    let c = _mm512_loadu_si512(crow.add(h * 64).cast());
-                    let v = _mm512_xor_si512(l, x80);
-                    let cu = _mm512_xor_si512(c, x80);
-                    ccv = _mm512_dpbusd_epi32(ccv, l, c);
-                    cc2 = _mm512_dpbusd_epi32(cc2, cu, c);
-                    vv2 = _mm512_dpbusd_epi32(vv2, l, v);
-                    t_c = _mm512_dpbusd_epi32(t_c, k128, c);
-                    t_v = _mm512_dpbusd_epi32(t_v, k128, v);
-                }
-            }
-            let cv = _mm512_reduce_add_epi32(_mm512_sub_epi32(ccv, t_c));
-            let c2 = _mm512_reduce_add_epi32(_mm512_sub_epi32(cc2, t_c));
-            let v2 = _mm512_reduce_add_epi32(_mm512_sub_epi32(vv2, t_v));
-            let inv = inv_norm(inp.cscales[code], s, c2, cv, v2);
-            let invv = _mm512_set1_ps(inv);
-            let lvp = lv.as_ptr();
+            // With an odd count the last token goes alone (as both halves
+            // of the pair; the copy's scores are not used).
+            let pair = i + 1 < n;
+            let j = if pair { i + 1 } else { i };
+            let toks = [(codes[i] as usize, i), (codes[j] as usize, j)];
+            // SAFETY: `lv` holds `n` rows of `dim` bytes and `i, j < n`.
+            let (la, lb) = unsafe { (lv.as_ptr().add(i * dim), lv.as_ptr().add(j * dim)) };
             let mut b = 0;
             while b < blocks {
-                // Two blocks at a time share the level broadcasts.
                 let two = b + 1 < blocks;
                 // SAFETY: `fits` says the packed query holds
                 // `blocks · groups` groups of 64 bytes; `groups` is a
@@ -338,63 +441,62 @@ mod x86 {
                 } else {
                     qa
                 };
-                let z = _mm512_setzero_si512();
-                let (mut a0, mut a1, mut b0, mut b1) = (z, z, z, z);
+                // acc[t][k][e]: token t of the pair, block b + k, even or
+                // odd groups (two chains each, to hide vpdpbusd latency).
+                let mut acc = [[[z; 2]; 2]; 2];
                 let mut g = 0;
-                if two {
-                    while g < groups {
-                        // SAFETY: level bytes `4g .. 4g + 8` are in `lv`
-                        // (`4 · groups = dim`); query bytes
-                        // `64 g .. 64 g + 128` are in each block.
-                        unsafe {
-                            let l0 = bcast(lvp, g);
-                            let l1 = bcast(lvp, g + 1);
-                            a0 = _mm512_dpbusd_epi32(a0, l0, load(qa, g));
-                            a1 = _mm512_dpbusd_epi32(a1, l1, load(qa, g + 1));
-                            b0 = _mm512_dpbusd_epi32(b0, l0, load(qb, g));
-                            b1 = _mm512_dpbusd_epi32(b1, l1, load(qb, g + 1));
-                        }
-                        g += 2;
-                    }
-                } else {
-                    // One block: four independent sums, so that the chain of
-                    // dependent `vpdpbusd`s is a quarter of the groups long.
-                    while g < groups {
-                        // SAFETY: as above, for groups `g .. g + 4`
-                        // (`groups` is a multiple of 16).
-                        unsafe {
-                            a0 = _mm512_dpbusd_epi32(a0, bcast(lvp, g), load(qa, g));
-                            a1 = _mm512_dpbusd_epi32(a1, bcast(lvp, g + 1), load(qa, g + 1));
-                            b0 = _mm512_dpbusd_epi32(b0, bcast(lvp, g + 2), load(qa, g + 2));
-                            b1 = _mm512_dpbusd_epi32(b1, bcast(lvp, g + 3), load(qa, g + 3));
-                        }
-                        g += 4;
-                    }
-                    a0 = _mm512_add_epi32(a0, b0);
-                    a1 = _mm512_add_epi32(a1, b1);
-                }
-                let n = if two { 2 } else { 1 };
-                for (k, dot) in [_mm512_add_epi32(a0, a1), _mm512_add_epi32(b0, b1)]
-                    .into_iter()
-                    .take(n)
-                    .enumerate()
-                {
-                    let off = (b + k) * BLOCK;
-                    // SAFETY: `bias` and `alpha` hold `blocks · 16` values;
-                    // `st` holds `K × w` floats with `w = blocks · 16`, and
-                    // `best` holds `w`.
+                while g < groups {
+                    // SAFETY: level bytes `4g .. 4g + 8` are in each level
+                    // row (`4 · groups = dim`); query bytes `64 g .. 64 g +
+                    // 128` are in each block.
                     unsafe {
-                        let bias = _mm512_loadu_si512(q.bias.as_ptr().add(off).cast());
-                        let alpha = _mm512_loadu_ps(q.alpha.as_ptr().add(off));
-                        let st = _mm512_loadu_ps(inp.st.as_ptr().add(code * w + off));
-                        let d = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot, bias));
-                        let score = _mm512_mul_ps(_mm512_add_ps(st, _mm512_mul_ps(alpha, d)), invv);
-                        let bp = best.as_mut_ptr().add(off);
-                        _mm512_storeu_ps(bp, _mm512_max_ps(_mm512_loadu_ps(bp), score));
+                        let a0 = bcast(la, g);
+                        let a1 = bcast(la, g + 1);
+                        let b0 = bcast(lb, g);
+                        let b1 = bcast(lb, g + 1);
+                        let q0 = load(qa, g);
+                        let q1 = load(qa, g + 1);
+                        acc[0][0][0] = _mm512_dpbusd_epi32(acc[0][0][0], a0, q0);
+                        acc[0][0][1] = _mm512_dpbusd_epi32(acc[0][0][1], a1, q1);
+                        acc[1][0][0] = _mm512_dpbusd_epi32(acc[1][0][0], b0, q0);
+                        acc[1][0][1] = _mm512_dpbusd_epi32(acc[1][0][1], b1, q1);
+                        if two {
+                            let p0 = load(qb, g);
+                            let p1 = load(qb, g + 1);
+                            acc[0][1][0] = _mm512_dpbusd_epi32(acc[0][1][0], a0, p0);
+                            acc[0][1][1] = _mm512_dpbusd_epi32(acc[0][1][1], a1, p1);
+                            acc[1][1][0] = _mm512_dpbusd_epi32(acc[1][1][0], b0, p0);
+                            acc[1][1][1] = _mm512_dpbusd_epi32(acc[1][1][1], b1, p1);
+                        }
+                    }
+                    g += 2;
+                }
+                let nb = if two { 2 } else { 1 };
+                let nt = if pair { 2 } else { 1 };
+                // Token order within each lane, as the scalar loop's.
+                for (&(code, tok), acc) in toks.iter().zip(&acc).take(nt) {
+                    let invv = _mm512_set1_ps(inv[tok]);
+                    for (k, [even, odd]) in acc.iter().enumerate().take(nb) {
+                        let dot = _mm512_add_epi32(*even, *odd);
+                        let off = (b + k) * BLOCK;
+                        // SAFETY: `bias` and `alpha` hold `blocks · 16`
+                        // values; `st` holds `K × w` floats with
+                        // `w = blocks · 16` and `code < K`; `best` holds `w`.
+                        unsafe {
+                            let bias = _mm512_loadu_si512(q.bias.as_ptr().add(off).cast());
+                            let alpha = _mm512_loadu_ps(q.alpha.as_ptr().add(off));
+                            let st = _mm512_loadu_ps(inp.st.as_ptr().add(code * w + off));
+                            let d = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot, bias));
+                            let score =
+                                _mm512_mul_ps(_mm512_add_ps(st, _mm512_mul_ps(alpha, d)), invv);
+                            let bp = best.as_mut_ptr().add(off);
+                            _mm512_storeu_ps(bp, _mm512_max_ps(_mm512_loadu_ps(bp), score));
+                        }
                     }
                 }
-                b += n;
+                b += nb;
             }
+            i += if pair { 2 } else { 1 };
         }
     }
 }
