@@ -79,21 +79,74 @@ fn trim(buf: &mut Vec<(f32, u32)>, depth: usize) -> f32 {
 /// `depth` whenever it reaches `2 · depth`, which raises the bar: amortised
 /// constant work per winner, where a heap paid a logarithmic sift.
 fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize, threads: usize) -> Vec<Vec<u32>> {
-    // Tokens are independent: split them into at most `threads` parts on the
-    // rayon pool, each part scanning every row for its own columns.
-    let part = nq.div_ceil(threads.max(1)).max(RANK_MIN_TOKENS);
-    if nq <= part {
+    // With at least 16 tokens per thread, tokens are split into groups of
+    // whole 16s (a row's compare covers sixteen at once), each part scanning
+    // every row for its own columns. With fewer, a column split would save
+    // nothing per row, so rows are split instead, each part ranking its own
+    // centroids for every token, and the parts' lists are merged.
+    let threads = threads.max(1);
+    if threads > 1 && nq >= 16 * threads {
+        let part = nq.div_ceil(threads).div_ceil(16) * 16;
+        let starts: Vec<usize> = (0..nq).step_by(part).collect();
+        return starts
+            .into_par_iter()
+            .flat_map_iter(|s| ranked_cols(st, s..(s + part).min(nq), stride, depth))
+            .collect();
+    }
+    let k = st.len().checked_div(stride).unwrap_or(0);
+    let parts = threads.min(k / RANK_MIN_ROWS).max(1);
+    if parts == 1 {
         return ranked_cols(st, 0..nq, stride, depth);
     }
-    let starts: Vec<usize> = (0..nq).step_by(part).collect();
-    starts
+    let rows = k.div_ceil(parts);
+    let lists: Vec<Vec<Vec<u32>>> = (0..parts)
         .into_par_iter()
-        .flat_map_iter(|s| ranked_cols(st, s..(s + part).min(nq), stride, depth))
+        .map(|p| {
+            let (r0, r1) = (p * rows, ((p + 1) * rows).min(k));
+            let mut l = ranked_cols(&st[r0 * stride..r1 * stride], 0..nq, stride, depth);
+            l.iter_mut()
+                .flat_map(|l| l.iter_mut())
+                .for_each(|id| *id += r0 as u32);
+            l
+        })
+        .collect();
+    (0..nq)
+        .map(|q| {
+            let heads: Vec<&[u32]> = lists
+                .iter()
+                .filter_map(|l| l.get(q))
+                .map(|l| &l[..])
+                .collect();
+            merge_ranked(st, stride, q, &heads, depth)
+        })
         .collect()
 }
 
-/// Fewest query tokens per part of [`ranked_all`].
-const RANK_MIN_TOKENS: usize = 8;
+/// The best `depth` of several ranked lists of column `q` (each best first
+/// by [`better_first`]), merged by that order.
+fn merge_ranked(st: &[f32], stride: usize, q: usize, lists: &[&[u32]], depth: usize) -> Vec<u32> {
+    let score = |id: u32| st[id as usize * stride + q];
+    let mut pos = vec![0usize; lists.len()];
+    let mut out = Vec::with_capacity(depth);
+    while out.len() < depth {
+        let mut best: Option<(usize, (f32, u32))> = None;
+        for (i, l) in lists.iter().enumerate() {
+            if let Some(&id) = l.get(pos[i]) {
+                let e = (score(id), id);
+                if best.is_none_or(|(_, b)| better_first(&e, &b).is_lt()) {
+                    best = Some((i, e));
+                }
+            }
+        }
+        let Some((i, (_, id))) = best else { break };
+        pos[i] += 1;
+        out.push(id);
+    }
+    out
+}
+
+/// Fewest centroids per part of [`ranked_all`].
+const RANK_MIN_ROWS: usize = 256;
 
 /// Bit `j` set where `s[j] > b[j]` (false for NaN), for up to 64 entries.
 /// Written over fixed groups of 16 so that it compiles to vector compares
@@ -362,7 +415,7 @@ mod tests {
             .collect();
         for depth in [1usize, 7, 32, 256, 700] {
             let want = naive(&st, nq, stride, depth);
-            for threads in [1usize, 3] {
+            for threads in [1usize, 2, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
