@@ -2,7 +2,10 @@
 //!
 //! A document is scored in two passes. The first decodes every token to
 //! levels (kept in scratch) and computes its norm sums; sixteen tokens' sums
-//! are reduced together and their inverse norms computed in one vector. The
+//! are reduced together and their inverse norms computed in one vector.
+//! 4-bit fields, the usual case and the costliest to look up (16 levels per
+//! dimension), are decoded eight tokens at a time instead (`norms4`), so
+//! that every byte of a table lookup is used. The
 //! second multiplies the levels by the query, two tokens at a time so each
 //! query load serves both. Splitting the passes keeps the long chain from
 //! a token's bytes to its norm off the multiply's path.
@@ -38,6 +41,11 @@ pub(crate) struct Decoder {
     /// Table offset of each position inside its two-register table:
     /// `(p mod 128/F) · F`.
     offs: [u8; 64],
+    /// 4-bit fields, eight tokens at a time: bit offset of dimension
+    /// `8h + i` of a 64-bit word, at byte `8t + i` of `ctrl8[h]`.
+    ctrl8: [[u8; 64]; 2],
+    /// Table offset `16 i` of dimension `i` of eight, at byte `8t + i`.
+    offs8: [u8; 64],
 }
 
 impl Decoder {
@@ -61,11 +69,25 @@ impl Decoder {
         for (p, o) in offs.iter_mut().enumerate() {
             *o = ((p % dims_per_table) * fields) as u8;
         }
+        let mut ctrl8 = [[0u8; 64]; 2];
+        let mut offs8 = [0u8; 64];
+        for t in 0..8 {
+            for i in 0..8 {
+                for (h, c) in ctrl8.iter_mut().enumerate() {
+                    // Dimension `k = 8h + i` of the word is in byte k / 2,
+                    // in the high nibble when k is even.
+                    c[8 * t + i] = (8 * ((8 * h + i) / 2) + 4 * (1 - i % 2)) as u8;
+                }
+                offs8[8 * t + i] = (16 * i) as u8;
+            }
+        }
         Self {
             spread,
             ctrl,
             fmask: [(fields - 1) as u8; 64],
             offs,
+            ctrl8,
+            offs8,
         }
     }
 }
@@ -106,7 +128,7 @@ pub(crate) fn score_doc(
             return false;
         }
         let n = codes.len();
-        scratch.lv.resize(n * inp.levels.dim, 0);
+        scratch.lv.resize(n.div_ceil(8) * 8 * inp.levels.dim, 0);
         scratch.inv.resize(n.div_ceil(16) * 16, 0.0);
         // SAFETY: the CPU features were detected above, and `fits` plus the
         // checks above establish every bound the function relies on.
@@ -131,8 +153,8 @@ mod x86 {
     /// # Safety
     /// The CPU has AVX-512 F, BW, VBMI and VNNI; `levels.dim` is a positive
     /// multiple of 64; `levels.bits` is 1, 2 or 4; `scratch.lv` holds
-    /// `codes.len() · dim` bytes and `scratch.inv` `codes.len()` rounded up
-    /// to 16 floats; `best.len() == inp.width()`; and [`ExactInputs::fits`]
+    /// `codes.len()` rounded up to 8 rows of `dim` bytes and `scratch.inv`
+    /// `codes.len()` rounded up to 16 floats; `best.len() == inp.width()`; and [`ExactInputs::fits`]
     /// holds for `codes` and `residuals`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
     pub(super) unsafe fn score_doc(
@@ -147,14 +169,17 @@ mod x86 {
         // SAFETY: the caller's contract, passed on.
         unsafe {
             match inp.levels.bits {
-                4 => norms::<4>(inp, dec, codes, residuals, lv, inv),
+                4 => norms4(inp, dec, codes, residuals, lv, inv),
                 2 => norms::<2>(inp, dec, codes, residuals, lv, inv),
                 _ => norms::<1>(inp, dec, codes, residuals, lv, inv),
             }
-            match inp.query.blocks {
-                1 => dots::<1>(inp, codes, lv, inv, best),
-                2 => dots::<2>(inp, codes, lv, inv, best),
-                _ => dots::<0>(inp, codes, lv, inv, best),
+            match (inp.levels.bits == 4, inp.query.blocks) {
+                (true, 1) => dots::<1, true>(inp, codes, lv, inv, best),
+                (true, 2) => dots::<2, true>(inp, codes, lv, inv, best),
+                (true, _) => dots::<0, true>(inp, codes, lv, inv, best),
+                (false, 1) => dots::<1, false>(inp, codes, lv, inv, best),
+                (false, 2) => dots::<2, false>(inp, codes, lv, inv, best),
+                (false, _) => dots::<0, false>(inp, codes, lv, inv, best),
             }
         }
     }
@@ -373,20 +398,173 @@ mod x86 {
             let v2 = _mm512_cvtepi32_ps(reduce16(&v2s));
             // SAFETY: `sc` is 16 floats long.
             let scv = unsafe { _mm512_loadu_ps(sc.as_ptr()) };
-            // inv_norm's expression, operation for operation:
-            // sc·sc·c2 + 2·sc·s·cv + s·s·v2, then 1 / √max(·, 1e-24).
-            let a = _mm512_mul_ps(_mm512_mul_ps(scv, scv), c2);
-            let b = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(two, scv), s), cv);
-            let c = _mm512_mul_ps(_mm512_mul_ps(s, s), v2);
-            let sq = _mm512_add_ps(_mm512_add_ps(a, b), c);
-            let r = _mm512_div_ps(
-                _mm512_set1_ps(1.0),
-                _mm512_sqrt_ps(_mm512_max_ps(sq, _mm512_set1_ps(1e-24))),
-            );
+            let r = inv_norms(scv, s, two, c2, cv, v2);
             // SAFETY: `inv` holds `n` rounded up to 16 floats and `start`
             // is a multiple of 16 below `n`.
             unsafe { _mm512_storeu_ps(inv.as_mut_ptr().add(start), r) };
             start += 16;
+        }
+    }
+
+    /// [`super::int8::inv_norm`] on sixteen lanes, operation for operation:
+    /// `sc·sc·c2 + 2·sc·s·cv + s·s·v2`, then `1 / √max(·, 1e-24)`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn inv_norms(sc: __m512, s: __m512, two: __m512, c2: __m512, cv: __m512, v2: __m512) -> __m512 {
+        let a = _mm512_mul_ps(_mm512_mul_ps(sc, sc), c2);
+        let b = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(two, sc), s), cv);
+        let c = _mm512_mul_ps(_mm512_mul_ps(s, s), v2);
+        let sq = _mm512_add_ps(_mm512_add_ps(a, b), c);
+        _mm512_div_ps(
+            _mm512_set1_ps(1.0),
+            _mm512_sqrt_ps(_mm512_max_ps(sq, _mm512_set1_ps(1e-24))),
+        )
+    }
+    /// Pass 1 for 4-bit fields, eight tokens at a time: one `vpermi2b`
+    /// looks up eight dimensions of all eight tokens, where the row-by-row
+    /// decoder needs one per eight dimensions of a single token.
+    ///
+    /// Gathers put the eight tokens' packed bytes for 16 dimensions in the
+    /// eight 64-bit lanes (token `t` in lane `t`); `vpmultishiftqb` moves
+    /// each field into its own byte, and the 128-entry table of those eight
+    /// dimensions maps fields to levels. Levels are stored blocked: for the
+    /// group of tokens `8b .. 8b + 8`, dimension `d` of token `8b + t` is
+    /// byte `8b · dim + (d / 8) · 64 + 8t + d mod 8` of `lv`. The centroid
+    /// rows are gathered into the same layout for the norm sums, whose two
+    /// 32-bit halves per lane are added at the end.
+    ///
+    /// # Safety
+    /// As [`score_doc`], with `levels.bits == 4`, `lv` holding `codes.len()`
+    /// rounded up to 8 rows of `dim` bytes and `inv` `codes.len()` rounded
+    /// up to 16 floats.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    unsafe fn norms4(
+        inp: &ExactInputs<'_>,
+        dec: &Decoder,
+        codes: &[u32],
+        residuals: &[u8],
+        lv: &mut [u8],
+        inv: &mut [f32],
+    ) {
+        let levels = inp.levels;
+        let dim = levels.dim;
+        let pl = levels.packed_len();
+        let words = dim / 16; // 64-bit words per packed row
+        // SAFETY: the arrays are 64 bytes long.
+        let (ctrl0, ctrl1, offs) = unsafe {
+            (
+                _mm512_loadu_si512(dec.ctrl8[0].as_ptr().cast()),
+                _mm512_loadu_si512(dec.ctrl8[1].as_ptr().cast()),
+                _mm512_loadu_si512(dec.offs8.as_ptr().cast()),
+            )
+        };
+        let nib = _mm512_set1_epi8(0x0f);
+        let x80 = _mm512_set1_epi8(-128);
+        let k128 = _mm512_set1_epi8(-128); // 128 as an unsigned byte
+        let s = _mm512_set1_ps(levels.scale);
+        let two = _mm512_set1_ps(2.0);
+        let zero = _mm512_setzero_si512();
+        let n = codes.len();
+        let mut start = 0;
+        while start < n {
+            let m = (n - start).min(8);
+            let mask: __mmask8 = ((1u16 << m) - 1) as u8;
+            let mut roff = [0i64; 8];
+            let mut coff = [0i64; 8];
+            let mut sc = [0.0f32; 16];
+            for t in 0..m {
+                let code = codes[start + t] as usize;
+                roff[t] = ((start + t) * pl) as i64;
+                coff[t] = (code * dim) as i64;
+                sc[t] = inp.cscales[code];
+            }
+            // The next group's rows: residuals in a run, centroids at random.
+            if start + 8 < n {
+                let r = residuals.as_ptr().wrapping_add((start + 8) * pl);
+                for off in (0..8 * pl).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(off).cast());
+                }
+                for &c in codes.iter().skip(start + 8).take(8) {
+                    let c = inp.cvals.as_ptr().wrapping_add(c as usize * dim);
+                    for off in (0..dim).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(off).cast());
+                    }
+                }
+            }
+            // SAFETY: the arrays are eight 64-bit values.
+            let (mut rv, mut cv_idx) = unsafe {
+                (
+                    _mm512_loadu_si512(roff.as_ptr().cast()),
+                    _mm512_loadu_si512(coff.as_ptr().cast()),
+                )
+            };
+            let eight = _mm512_set1_epi64(8);
+            let (mut ccv, mut cc2, mut vv2, mut t_c, mut t_v) = (zero, zero, zero, zero, zero);
+            // SAFETY: the group's level block is `8 · dim` bytes at
+            // `start · dim` (`lv` holds `n` rounded up to 8 rows).
+            let out = unsafe { lv.as_mut_ptr().add(start * dim) };
+            for w in 0..words {
+                // SAFETY: for the `m` live lanes, byte offsets `(start + t)
+                // · pl + 8w .. + 8` lie in the token's packed row (`fits`:
+                // residuals hold `n` rows of `pl = 8 · words` bytes); masked
+                // lanes are not read.
+                let packed = unsafe {
+                    _mm512_mask_i64gather_epi64::<1>(zero, mask, rv, residuals.as_ptr().cast())
+                };
+                rv = _mm512_add_epi64(rv, eight);
+                for (h, ctrl) in [ctrl0, ctrl1].into_iter().enumerate() {
+                    let g = 2 * w + h; // eight-dimension group
+                    let idx = _mm512_ternarylogic_epi32::<0xEA>(
+                        _mm512_multishift_epi64_epi8(ctrl, packed),
+                        nib,
+                        offs,
+                    );
+                    // SAFETY: the table of dimensions `8g .. 8g + 8` is the
+                    // 128 bytes at `128 g` of the `dim · 16`-byte table; the
+                    // level block holds `dim / 8` slices of 64 bytes; for
+                    // live lanes, centroid bytes `code · dim + 8g .. + 8`
+                    // are in `cvals` (`fits`: `code < K`, `K × dim` bytes).
+                    unsafe {
+                        let tab = levels.table.as_ptr().add(128 * g);
+                        let l = _mm512_permutex2var_epi8(
+                            _mm512_loadu_si512(tab.cast()),
+                            idx,
+                            _mm512_loadu_si512(tab.add(64).cast()),
+                        );
+                        _mm512_storeu_si512(out.add(64 * g).cast(), l);
+                        let c = _mm512_mask_i64gather_epi64::<1>(
+                            zero,
+                            mask,
+                            cv_idx,
+                            inp.cvals.as_ptr().cast(),
+                        );
+                        cv_idx = _mm512_add_epi64(cv_idx, eight);
+                        let v = _mm512_xor_si512(l, x80);
+                        let cu = _mm512_xor_si512(c, x80);
+                        ccv = _mm512_dpbusd_epi32(ccv, l, c);
+                        cc2 = _mm512_dpbusd_epi32(cc2, cu, c);
+                        vv2 = _mm512_dpbusd_epi32(vv2, l, v);
+                        t_c = _mm512_dpbusd_epi32(t_c, k128, c);
+                        t_v = _mm512_dpbusd_epi32(t_v, k128, v);
+                    }
+                }
+            }
+            // Lane t's two 32-bit halves belong to token t: add them, and
+            // keep the low halves as eight floats.
+            let fold = |x: __m512i| {
+                let sum = _mm512_add_epi32(x, _mm512_srli_epi64::<32>(x));
+                _mm512_cvtepi32_ps(_mm512_zextsi256_si512(_mm512_cvtepi64_epi32(sum)))
+            };
+            let cv = fold(_mm512_sub_epi32(ccv, t_c));
+            let c2 = fold(_mm512_sub_epi32(cc2, t_c));
+            let v2 = fold(_mm512_sub_epi32(vv2, t_v));
+            // SAFETY: `sc` is 16 floats long.
+            let scv = unsafe { _mm512_loadu_ps(sc.as_ptr()) };
+            let r = inv_norms(scv, s, two, c2, cv, v2);
+            // SAFETY: `inv` holds `n` rounded up to 16 floats and `start`
+            // is a multiple of 8 below `n`, so 8 floats fit.
+            unsafe { _mm512_mask_storeu_ps(inv.as_mut_ptr().add(start), 0xff, r) };
+            start += 8;
         }
     }
 
@@ -398,7 +576,7 @@ mod x86 {
     /// As [`score_doc`], with `NB` 0 or `query.blocks`, and `lv`, `inv`
     /// filled by [`norms`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn dots<const NB: usize>(
+    unsafe fn dots<const NB: usize, const BLOCKED: bool>(
         inp: &ExactInputs<'_>,
         codes: &[u32],
         lv: &[u8],
@@ -426,8 +604,19 @@ mod x86 {
             let pair = i + 1 < n;
             let j = if pair { i + 1 } else { i };
             let toks = [(codes[i] as usize, i), (codes[j] as usize, j)];
-            // SAFETY: `lv` holds `n` rows of `dim` bytes and `i, j < n`.
-            let (la, lb) = unsafe { (lv.as_ptr().add(i * dim), lv.as_ptr().add(j * dim)) };
+            // Where token `t`'s levels start, and how far apart the level
+            // bytes of groups `g` and `g + 2` are, in either layout.
+            let at = |t: usize| {
+                if BLOCKED {
+                    (t / 8) * 8 * dim + (t % 8) * 8
+                } else {
+                    t * dim
+                }
+            };
+            let step = if BLOCKED { 64 } else { 8 };
+            // SAFETY: `lv` holds `n` rows of `dim` bytes (rounded up to 8
+            // rows when blocked) and `i, j < n`.
+            let (la, lb) = unsafe { (lv.as_ptr().add(at(i)), lv.as_ptr().add(at(j))) };
             let mut b = 0;
             while b < blocks {
                 let two = b + 1 < blocks;
@@ -446,14 +635,17 @@ mod x86 {
                 let mut acc = [[[z; 2]; 2]; 2];
                 let mut g = 0;
                 while g < groups {
-                    // SAFETY: level bytes `4g .. 4g + 8` are in each level
-                    // row (`4 · groups = dim`); query bytes `64 g .. 64 g +
-                    // 128` are in each block.
+                    // SAFETY: the eight level bytes of groups `g, g + 1`
+                    // are at `(g / 2) · step` from the token's start in
+                    // either layout, inside its `dim` bytes (`4 · groups =
+                    // dim`); query bytes `64 g .. 64 g + 128` are in each
+                    // block.
                     unsafe {
-                        let a0 = bcast(la, g);
-                        let a1 = bcast(la, g + 1);
-                        let b0 = bcast(lb, g);
-                        let b1 = bcast(lb, g + 1);
+                        let (pa, pb) = (la.add(g / 2 * step), lb.add(g / 2 * step));
+                        let a0 = bcast(pa, 0);
+                        let a1 = bcast(pa, 1);
+                        let b0 = bcast(pb, 0);
+                        let b1 = bcast(pb, 1);
                         let q0 = load(qa, g);
                         let q1 = load(qa, g + 1);
                         acc[0][0][0] = _mm512_dpbusd_epi32(acc[0][0][0], a0, q0);
