@@ -36,6 +36,33 @@ fn kernels(c: &mut Criterion) {
         });
     }
     g.finish();
+    // Approximate stage: per document, the running byte maxima of its
+    // tokens' rows in the quantised centroid-score table (K = 2^13, rows
+    // of 32 and 64 query tokens), 256 documents of 56 tokens each.
+    let k = 1usize << 13;
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let codes: Vec<u16> = (0..256 * 56)
+        .map(|_| rng.random_range(0..k) as u16)
+        .collect();
+    for w in [32usize, 64] {
+        let table: Vec<u8> = (0..k * w).map(|_| rng.random::<u8>()).collect();
+        let mut g = c.benchmark_group(format!("gather_max_u8/k2^13/w{w}/256x56"));
+        for kern in Kernel::available() {
+            g.bench_function(kern.name(), |b| {
+                let mut acc = vec![0u8; w];
+                b.iter(|| {
+                    let mut total = 0u32;
+                    for doc in codes.chunks_exact(56) {
+                        acc.fill(0);
+                        kern.gather_max_u8_u16(black_box(&table), doc, &mut acc);
+                        total += acc.iter().map(|&v| u32::from(v)).sum::<u32>();
+                    }
+                    total
+                })
+            });
+        }
+        g.finish();
+    }
 }
 
 criterion_group! {

@@ -114,7 +114,7 @@ fn naive_gather_max(table: &[f32], codes: &[u32], w: usize) -> Vec<f32> {
 fn gather_and_combine_match_plain_loops() {
     let k = 9usize;
     for kernel in Kernel::available() {
-        for w in [16usize, 32, 48] {
+        for w in [16usize, 32, 48, 80] {
             let table: Vec<f32> = (0..k * w)
                 .map(|i| ((i * 31 % 17) as f32 * 0.37).sin())
                 .collect();
@@ -147,14 +147,25 @@ fn gather_and_combine_match_plain_loops() {
             }
             // The byte table: same maxima as plain loops.
             let t8: Vec<u8> = table.iter().map(|v| ((v + 1.0) * 100.0) as u8).collect();
-            for n in [0usize, 3, 40] {
-                let codes: Vec<u32> = (0..n).map(|t| ((t * 5 + 1) % k) as u32).collect();
-                let mut acc = vec![0u8; w.div_ceil(32) * 32];
-                let w8 = acc.len();
+            for n in [0usize, 3, 7, 40] {
+                // Every code in range but one past the table's last row
+                // (skipped) when n is 7; the running maxima start above 0.
+                let codes: Vec<u32> = (0..n)
+                    .map(|t| {
+                        if n == 7 && t == 2 {
+                            k as u32
+                        } else {
+                            ((t * 5 + 1) % k) as u32
+                        }
+                    })
+                    .collect();
+                let w8 = w.div_ceil(32) * 32;
+                let start: Vec<u8> = (0..w8).map(|j| (j * 13 % 90) as u8).collect();
+                let mut acc = start.clone();
                 let t8w: Vec<u8> = (0..k * w8).map(|i| t8[i % t8.len()]).collect();
                 kernel.gather_max_u8(&t8w, &codes, &mut acc);
-                let mut want = vec![0u8; w8];
-                for &c in &codes {
+                let mut want = start.clone();
+                for &c in codes.iter().filter(|&&c| (c as usize) < k) {
                     for j in 0..w8 {
                         want[j] = want[j].max(t8w[c as usize * w8 + j]);
                     }
@@ -162,7 +173,7 @@ fn gather_and_combine_match_plain_loops() {
                 assert_eq!(acc, want, "{kernel:?} u8 w {w8} n {n}");
                 // The same over 16-bit codes.
                 let narrow: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
-                let mut acc16 = vec![0u8; w8];
+                let mut acc16 = start.clone();
                 kernel.gather_max_u8_u16(&t8w, &narrow, &mut acc16);
                 assert_eq!(acc16, want, "{kernel:?} u8 u16 w {w8} n {n}");
             }

@@ -32,7 +32,7 @@ use super::generic;
 /// Defines, for one instruction set, `#[target_feature]` copies of the
 /// generic kernels and safe dispatchers that check the CPU first.
 macro_rules! isa {
-    ($modname:ident, $feat:literal, $avail:path) => {
+    ($modname:ident, $feat:literal, $avail:path, $gather_u8:path) => {
         pub(super) mod $modname {
             use super::generic;
 
@@ -72,7 +72,7 @@ macro_rules! isa {
 
             #[target_feature(enable = $feat)]
             fn gather_max_u8_tf(table: &[u8], codes: &[u32], acc: &mut [u8]) {
-                generic::gather_max_u8(table, codes, acc)
+                $gather_u8(table, codes, acc)
             }
 
             pub(crate) fn gather_max_u8(table: &[u8], codes: &[u32], acc: &mut [u8]) {
@@ -110,7 +110,7 @@ macro_rules! isa {
 
             #[target_feature(enable = $feat)]
             fn gather_max_u8_u16_tf(table: &[u8], codes: &[u16], acc: &mut [u8]) {
-                generic::gather_max_u8(table, codes, acc)
+                $gather_u8(table, codes, acc)
             }
 
             pub(crate) fn gather_max_u8_u16(table: &[u8], codes: &[u16], acc: &mut [u8]) {
@@ -245,15 +245,92 @@ pub(super) fn neon_available() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-isa!(avx2, "avx2,fma", super::avx2_available);
+isa!(
+    avx2,
+    "avx2,fma",
+    super::avx2_available,
+    super::x86_u8::gather_max_u8
+);
 #[cfg(target_arch = "x86_64")]
 isa!(
     avx512,
     "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
-    super::avx512_available
+    super::avx512_available,
+    super::x86_u8::gather_max_u8
 );
 #[cfg(target_arch = "aarch64")]
-isa!(neon, "neon", super::neon_available);
+isa!(neon, "neon", super::neon_available, generic::gather_max_u8);
+
+/// x86-64 version of [`generic::gather_max_u8`] for rows of one or two
+/// 256-bit vectors (queries of up to 64 tokens): four running maxima, one
+/// per code of a group of four, stay in registers, so a code costs a load
+/// and a max instead of a load, a max and a store that the next code must
+/// wait for (what the compiler makes of the generic loop). Wider rows take
+/// the generic loop. Same result: `max` is exact, in any order.
+#[cfg(target_arch = "x86_64")]
+mod x86_u8 {
+    use super::generic;
+    use std::arch::x86_64::{
+        __m256i, _mm256_loadu_si256, _mm256_max_epu8, _mm256_setzero_si256, _mm256_storeu_si256,
+    };
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn gather_max_u8<C: Copy + Into<u32>>(table: &[u8], codes: &[C], acc: &mut [u8]) {
+        match acc.len() {
+            32 => rows::<1, C>(table, codes, acc),
+            64 => rows::<2, C>(table, codes, acc),
+            _ => generic::gather_max_u8(table, codes, acc),
+        }
+    }
+
+    /// Rows of `V` vectors; `acc.len()` is `32 · V`.
+    #[target_feature(enable = "avx2")]
+    fn rows<const V: usize, C: Copy + Into<u32>>(table: &[u8], codes: &[C], acc: &mut [u8]) {
+        let w = 32 * V;
+        if acc.len() != w {
+            return;
+        }
+        // An out-of-range code reads zeros, the identity of `max` on bytes:
+        // the same as skipping it, as the generic loop does.
+        let zero = [0u8; 64];
+        let row = |code: C| -> *const u8 {
+            let start = code.into() as usize * w;
+            match table.get(start..start + w) {
+                Some(r) => r.as_ptr(),
+                None => zero.as_ptr(),
+            }
+        };
+        let load = |p: *const u8, v: usize| -> __m256i {
+            // SAFETY: `p` points at `w = 32·V` readable bytes (a table row,
+            // `zero` or `acc`) and `v < V`; `loadu` needs no alignment.
+            unsafe { _mm256_loadu_si256(p.add(32 * v).cast()) }
+        };
+        let mut m = [[_mm256_setzero_si256(); V]; 4];
+        let mut groups = codes.chunks_exact(4);
+        for g in &mut groups {
+            for (mj, &code) in m.iter_mut().zip(g) {
+                let p = row(code);
+                for (v, mv) in mj.iter_mut().enumerate() {
+                    *mv = _mm256_max_epu8(*mv, load(p, v));
+                }
+            }
+        }
+        for &code in groups.remainder() {
+            let p = row(code);
+            for (v, mv) in m[0].iter_mut().enumerate() {
+                *mv = _mm256_max_epu8(*mv, load(p, v));
+            }
+        }
+        let [m0, m1, m2, m3] = m;
+        for v in 0..V {
+            let a = _mm256_max_epu8(m0[v], m1[v]);
+            let b = _mm256_max_epu8(m2[v], m3[v]);
+            let r = _mm256_max_epu8(_mm256_max_epu8(a, b), load(acc.as_ptr(), v));
+            // SAFETY: `acc` holds `32·V` bytes and `v < V`.
+            unsafe { _mm256_storeu_si256(acc.as_mut_ptr().add(32 * v).cast(), r) };
+        }
+    }
+}
 
 /// Stand-ins on other architectures: never available, scalar code if called.
 #[cfg(not(target_arch = "x86_64"))]
