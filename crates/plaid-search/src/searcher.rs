@@ -103,47 +103,28 @@ struct ScoreTable {
 }
 
 /// See [`ScoreTable`]. Padding columns are 0.
-fn quantize_scores(qs: &QueryScores<'_>) -> ScoreTable {
+fn quantize_scores(kernel: Kernel, qs: &QueryScores<'_>) -> ScoreTable {
     let nq = qs.nq;
     let stride = nq.div_ceil(Kernel::LANES_U8).max(1) * Kernel::LANES_U8;
     let k = qs.st.len() / qs.stride.max(1);
-    // Per-lane minima and maxima written as plain comparisons, which
-    // compile to vector min/max (`f32::min` must order NaN and does not).
-    // The centroid scores of finite queries are finite.
-    let mut lo16 = [f32::INFINITY; 16];
-    let mut hi16 = [f32::NEG_INFINITY; 16];
-    for row in qs.st.chunks_exact(qs.stride) {
-        let mut chunks = row[..nq].chunks_exact(16);
-        for c in &mut chunks {
-            for i in 0..16 {
-                lo16[i] = if c[i] < lo16[i] { c[i] } else { lo16[i] };
-                hi16[i] = if c[i] > hi16[i] { c[i] } else { hi16[i] };
-            }
-        }
-        for (i, &v) in chunks.remainder().iter().enumerate() {
-            lo16[i] = if v < lo16[i] { v } else { lo16[i] };
-            hi16[i] = if v > hi16[i] { v } else { hi16[i] };
-        }
-    }
-    let lo = lo16.iter().copied().fold(f32::INFINITY, f32::min);
-    let hi = hi16.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // Blocks of rows over the rayon pool, so one query uses every thread;
+    // the same blocks for the range and the bytes. The centroid scores of
+    // finite queries are finite.
+    let rows = k.div_ceil(qs.threads.max(1)).max(1024);
+    let (lo, hi) = qs
+        .st
+        .par_chunks(rows * qs.stride)
+        .map(|st| kernel.min_max_cols(st, qs.stride, nq))
+        .reduce(
+            || (f32::INFINITY, f32::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1)),
+        );
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
     let mut values = vec![0u8; k * stride];
-    // Blocks of rows over the rayon pool, so one query uses every thread.
-    let rows = k.div_ceil(qs.threads.max(1)).max(1024);
     values
         .par_chunks_mut(rows * stride)
         .zip(qs.st.par_chunks(rows * qs.stride))
-        .for_each(|(out, st)| {
-            for (out, row) in out.chunks_exact_mut(stride).zip(st.chunks_exact(qs.stride)) {
-                for (o, &v) in out.iter_mut().zip(&row[..nq]) {
-                    // (v − lo)·scale is in 0..=255, so adding ½ and
-                    // truncating rounds (half up), unlike `round`; `as`
-                    // saturates, and maps NaN to 0.
-                    *o = ((v - lo) * scale + 0.5) as u8;
-                }
-            }
-        });
+        .for_each(|(out, st)| kernel.quantize_u8(st, qs.stride, nq, lo, scale, out, stride));
     ScoreTable { values, stride }
 }
 
@@ -638,7 +619,7 @@ impl<'a> Searcher<'a> {
     fn approximate(&self, qs: &QueryScores<'_>, cands: &mut [Cand]) -> Result<(), Error> {
         let kernel = self.kernel;
         let k = self.codebook.num_centroids();
-        let table = quantize_scores(qs);
+        let table = quantize_scores(kernel, qs);
         let w = table.stride;
         // One chunk for a query that must stay on its thread.
         let chunk = if qs.threads > 1 {

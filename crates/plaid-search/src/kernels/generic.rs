@@ -202,3 +202,76 @@ pub(crate) fn gather_max_u8<C: Copy + Into<u32>>(table: &[u8], codes: &[C], acc:
         }
     }
 }
+
+/// Smallest and largest of the first `nq` values of every row of `st` (rows
+/// of `stride` floats), as `(lo, hi)`; `(+∞, −∞)` when there are none. NaN
+/// values are ignored. Written as plain comparisons over 16 lanes, which
+/// compile to vector min/max (`f32::min` must order NaN and does not).
+#[inline(always)]
+pub(crate) fn min_max_cols(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
+    let mut lo16 = [f32::INFINITY; 16];
+    let mut hi16 = [f32::NEG_INFINITY; 16];
+    if stride == 0 || nq > stride {
+        return (f32::INFINITY, f32::NEG_INFINITY);
+    }
+    let mut step = |c: &[f32; 16]| {
+        for ((l, h), &v) in lo16.iter_mut().zip(hi16.iter_mut()).zip(c) {
+            *l = if v < *l { v } else { *l };
+            *h = if v > *h { v } else { *h };
+        }
+    };
+    for row in st.chunks_exact(stride) {
+        let mut chunks = row[..nq].chunks_exact(16);
+        for c in &mut chunks {
+            if let Ok(c) = <&[f32; 16]>::try_from(c) {
+                step(c);
+            }
+        }
+        // The tail padded with a copy of its first value, which changes
+        // neither extreme; a whole chunk keeps the lanes in registers.
+        let rest = chunks.remainder();
+        if let Some(&first) = rest.first() {
+            let mut c = [first; 16];
+            c[..rest.len()].copy_from_slice(rest);
+            step(&c);
+        }
+    }
+    let lo = lo16.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = hi16.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    (lo, hi)
+}
+
+/// Quantises the first `nq` values of each row of `st` (rows of `stride`
+/// floats) to bytes, `round_half_up((v − lo) · scale)` clamped to 0..=255
+/// (NaN to 0), into the rows of `out` (`out_stride` bytes; the rest of each
+/// row is left as it is). The clamps are comparisons and the conversion a
+/// float add, so the loop vectorises.
+#[inline(always)]
+pub(crate) fn quantize_u8(
+    st: &[f32],
+    stride: usize,
+    nq: usize,
+    lo: f32,
+    scale: f32,
+    out: &mut [u8],
+    out_stride: usize,
+) {
+    if stride == 0 || out_stride == 0 || nq > stride || nq > out_stride {
+        return;
+    }
+    for (o, row) in out
+        .chunks_exact_mut(out_stride)
+        .zip(st.chunks_exact(stride))
+    {
+        for (o, &v) in o[..nq].iter_mut().zip(&row[..nq]) {
+            // Adding ½ and truncating rounds half up, unlike `round`.
+            let x = (v - lo) * scale + 0.5;
+            let x = if x > 0.0 { x } else { 0.0 };
+            let x = if x < 255.0 { x } else { 255.0 };
+            // x is in 0..=255, so floor(x) + 2^23 is exact and its low
+            // mantissa byte is floor(x): a conversion that vectorises, where
+            // the saturating `as` is done one value at a time.
+            *o = (x.floor() + 8_388_608.0).to_bits() as u8;
+        }
+    }
+}

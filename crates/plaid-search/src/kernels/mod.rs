@@ -162,6 +162,39 @@ impl Kernel {
         }
     }
 
+    /// Smallest and largest of the first `nq` values of every row of `st`
+    /// (rows of `stride` floats), NaN ignored; `(+∞, −∞)` when there are none.
+    pub(crate) fn min_max_cols(self, st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
+        match self {
+            Kernel::Avx2 => simd::avx2::min_max_cols(st, stride, nq),
+            Kernel::Avx512 => simd::avx512::min_max_cols(st, stride, nq),
+            Kernel::Neon => simd::neon::min_max_cols(st, stride, nq),
+            Kernel::Scalar => generic::min_max_cols(st, stride, nq),
+        }
+    }
+
+    /// Quantises the first `nq` values of each row of `st` (rows of
+    /// `stride`) to `round_half_up((v − lo) · scale)` clamped to 0..=255, NaN
+    /// to 0, into the rows of `out` (rows of `out_stride` bytes).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn quantize_u8(
+        self,
+        st: &[f32],
+        stride: usize,
+        nq: usize,
+        lo: f32,
+        scale: f32,
+        out: &mut [u8],
+        out_stride: usize,
+    ) {
+        match self {
+            Kernel::Avx2 => simd::avx2::quantize_u8(st, stride, nq, lo, scale, out, out_stride),
+            Kernel::Avx512 => simd::avx512::quantize_u8(st, stride, nq, lo, scale, out, out_stride),
+            Kernel::Neon => simd::neon::quantize_u8(st, stride, nq, lo, scale, out, out_stride),
+            Kernel::Scalar => generic::quantize_u8(st, stride, nq, lo, scale, out, out_stride),
+        }
+    }
+
     /// Each query token's (column's) best `depth` centroids among the rows
     /// of `st` (rows of `stride` floats), best first, ties to the lower id:
     /// the ranked lists of probing, compiled for this instruction set.
@@ -243,5 +276,81 @@ impl Kernel {
         let mut best = vec![f32::NEG_INFINITY; nq];
         self.max_dots(query, doc, dim, &mut best);
         best.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kernel;
+
+    /// Plain loops: the oracle of [`Kernel::min_max_cols`] and
+    /// [`Kernel::quantize_u8`] (the saturating `as` maps NaN to 0).
+    fn naive(st: &[f32], stride: usize, nq: usize, out_stride: usize) -> (f32, f32, Vec<u8>) {
+        let vals = || {
+            st.chunks_exact(stride)
+                .flat_map(|r| r[..nq].iter().copied())
+        };
+        let lo = vals().filter(|v| !v.is_nan()).fold(f32::INFINITY, f32::min);
+        let hi = vals()
+            .filter(|v| !v.is_nan())
+            .fold(f32::NEG_INFINITY, f32::max);
+        let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
+        let mut out = vec![7u8; st.len() / stride * out_stride];
+        for (o, row) in out
+            .chunks_exact_mut(out_stride)
+            .zip(st.chunks_exact(stride))
+        {
+            for (o, &v) in o.iter_mut().zip(&row[..nq]) {
+                *o = ((v - lo) * scale + 0.5) as u8;
+            }
+        }
+        (lo, hi, out)
+    }
+
+    #[test]
+    fn score_quantisation_matches_plain_loops() {
+        for kernel in Kernel::available() {
+            for (nq, stride) in [
+                (1usize, 16usize),
+                (5, 16),
+                (16, 16),
+                (21, 32),
+                (32, 32),
+                (40, 48),
+            ] {
+                let rows = 37;
+                let mut st: Vec<f32> = (0..rows * stride)
+                    .map(|i| ((i * 7919 % 1009) as f32 * 0.173).sin() * 0.9)
+                    .collect();
+                // Padding columns hold values outside the range, which
+                // must not count; exact half steps and a NaN are mixed in.
+                for (i, row) in st.chunks_exact_mut(stride).enumerate() {
+                    row[nq..].iter_mut().for_each(|v| *v = 50.0);
+                    if i == 3 {
+                        row[0] = f32::NAN;
+                    }
+                    if i == 5 {
+                        row[nq - 1] = 0.0;
+                    }
+                }
+                let out_stride = nq.div_ceil(32) * 32;
+                let (lo, hi, want) = naive(&st, stride, nq, out_stride);
+                let got = kernel.min_max_cols(&st, stride, nq);
+                assert_eq!(got, (lo, hi), "{kernel:?} nq {nq}");
+                let scale = 255.0 / (hi - lo);
+                let mut out = vec![7u8; rows * out_stride];
+                kernel.quantize_u8(&st, stride, nq, lo, scale, &mut out, out_stride);
+                assert_eq!(out, want, "{kernel:?} nq {nq}");
+                // Values past the range saturate.
+                let (lo2, scale2) = (lo + 0.5, scale * 3.0);
+                let mut out = vec![0u8; rows * out_stride];
+                kernel.quantize_u8(&st, stride, nq, lo2, scale2, &mut out, out_stride);
+                for (o, row) in out.chunks_exact(out_stride).zip(st.chunks_exact(stride)) {
+                    for (&b, &v) in o.iter().zip(&row[..nq]) {
+                        assert_eq!(b, ((v - lo2) * scale2 + 0.5) as u8, "{kernel:?}");
+                    }
+                }
+            }
+        }
     }
 }

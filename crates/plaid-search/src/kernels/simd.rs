@@ -37,6 +37,50 @@ macro_rules! isa {
             use super::generic;
 
             #[target_feature(enable = $feat)]
+            fn min_max_cols_tf(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
+                generic::min_max_cols(st, stride, nq)
+            }
+
+            pub(crate) fn min_max_cols(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { min_max_cols_tf(st, stride, nq) }
+                } else {
+                    generic::min_max_cols(st, stride, nq)
+                }
+            }
+
+            #[target_feature(enable = $feat)]
+            fn quantize_u8_tf(
+                st: &[f32],
+                stride: usize,
+                nq: usize,
+                lo: f32,
+                scale: f32,
+                out: &mut [u8],
+                out_stride: usize,
+            ) {
+                generic::quantize_u8(st, stride, nq, lo, scale, out, out_stride)
+            }
+
+            pub(crate) fn quantize_u8(
+                st: &[f32],
+                stride: usize,
+                nq: usize,
+                lo: f32,
+                scale: f32,
+                out: &mut [u8],
+                out_stride: usize,
+            ) {
+                if $avail() {
+                    // SAFETY: the features were detected just above.
+                    unsafe { quantize_u8_tf(st, stride, nq, lo, scale, out, out_stride) }
+                } else {
+                    generic::quantize_u8(st, stride, nq, lo, scale, out, out_stride)
+                }
+            }
+
+            #[target_feature(enable = $feat)]
             fn dot_tf(a: &[f32], b: &[f32]) -> f32 {
                 generic::dot::<true>(a, b)
             }
@@ -398,5 +442,19 @@ pub(super) mod scalar {
     }
     pub(crate) fn sq_norm_sum_i8(q: &[i8], scale: f32, r: &[f32]) -> f32 {
         generic::sq_norm_sum_i8::<false>(q, scale, r)
+    }
+    pub(crate) fn min_max_cols(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
+        generic::min_max_cols(st, stride, nq)
+    }
+    pub(crate) fn quantize_u8(
+        st: &[f32],
+        stride: usize,
+        nq: usize,
+        lo: f32,
+        scale: f32,
+        out: &mut [u8],
+        out_stride: usize,
+    ) {
+        generic::quantize_u8(st, stride, nq, lo, scale, out, out_stride)
     }
 }
