@@ -1,8 +1,10 @@
 //! Stage 1: query × centroid scores and probing.
 
+use crate::Error;
 use crate::kernels::Kernel;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+use plaid_codec::{Codebook, types::EmbeddingsView};
 use rayon::prelude::*;
 
 /// A row-major `nrows × ncols` matrix whose rows start `stride` floats apart.
@@ -52,6 +54,135 @@ pub(crate) fn centroid_scores(
     st
 }
 
+/// One query's scores against every centroid of a codebook (stage 1 of the
+/// search) and the probing rule over them (stage 2): the pieces of
+/// [`crate::Searcher::search`] that pick where to look, for callers that
+/// generate candidates themselves or want to time these stages alone.
+///
+/// # Example
+/// ```
+/// use plaid_codec::{Codebook, Nbits, QuantizerKind, types::EmbeddingsView};
+/// use plaid_search::CentroidScores;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dim = 4;
+/// let centroids = vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+/// let sample = EmbeddingsView::try_new(&centroids, dim)?;
+/// let codebook = Codebook::train(centroids.clone(), dim, sample, Nbits::Two, QuantizerKind::Global)?;
+/// let query = [0.0f32, 0.8, 0.6, 0.0];
+/// let scores = CentroidScores::compute(&codebook, EmbeddingsView::try_new(&query, dim)?, 1)?;
+/// assert_eq!(scores.ranked(1, 1), vec![vec![1]]);
+/// assert_eq!(scores.probe(1, None, 1), vec![false, true]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct CentroidScores {
+    st: Vec<f32>,
+    nq: usize,
+    stride: usize,
+    kernel: Kernel,
+}
+
+impl CentroidScores {
+    /// `centroid · token` for every centroid of `codebook` and every token
+    /// of `query`, as one GEMM per block of centroids, in at most `threads`
+    /// blocks on the current rayon pool.
+    ///
+    /// # Errors
+    /// [`Error::EmptyQuery`], [`Error::QueryDim`], [`Error::NonFiniteQuery`].
+    pub fn compute(
+        codebook: &Codebook,
+        query: EmbeddingsView<'_>,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        check_query(codebook.dim(), &query)?;
+        let nq = query.num_rows();
+        let stride = nq.div_ceil(Kernel::LANES).max(1) * Kernel::LANES;
+        let st = centroid_scores(
+            query.as_slice(),
+            codebook.centroids(),
+            codebook.dim(),
+            stride,
+            threads,
+        );
+        Ok(Self {
+            st,
+            nq,
+            stride,
+            kernel: Kernel::best(),
+        })
+    }
+
+    /// Ranks with `kernel` instead of the best one this CPU runs (an
+    /// unavailable kernel falls back to the scalar code); results do not
+    /// depend on it.
+    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Query tokens.
+    pub fn num_tokens(&self) -> usize {
+        self.nq
+    }
+
+    /// Centroids.
+    pub fn num_centroids(&self) -> usize {
+        self.st.len() / self.stride.max(1)
+    }
+
+    /// The score of `centroid` for query token `token`.
+    pub fn get(&self, centroid: usize, token: usize) -> Option<f32> {
+        if token >= self.nq {
+            return None;
+        }
+        self.st.get(centroid * self.stride + token).copied()
+    }
+
+    /// Each query token's best `depth` centroids, best first, ties to the
+    /// lower id, ranked in at most `threads` parts on the current pool.
+    pub fn ranked(&self, depth: usize, threads: usize) -> Vec<Vec<u32>> {
+        ranked_all(self.kernel, &self.st, self.nq, self.stride, depth, threads)
+    }
+
+    /// The centroids to probe, a flag per centroid: `n_probe` distinct
+    /// centroids per query token taken round-robin by rank, then those whose
+    /// best score is below `threshold` dropped (see
+    /// [`crate::Searcher::search`]).
+    pub fn probe(&self, n_probe: usize, threshold: Option<f32>, threads: usize) -> Vec<bool> {
+        probe(
+            self.kernel,
+            &self.st,
+            self.nq,
+            self.stride,
+            n_probe,
+            threshold,
+            threads,
+        )
+    }
+}
+
+/// The query checks of every search: tokens present, of the index's
+/// dimension, finite.
+pub(crate) fn check_query(dim: usize, query: &EmbeddingsView<'_>) -> Result<(), Error> {
+    if query.is_empty() {
+        return Err(Error::EmptyQuery);
+    }
+    if query.dim() != dim {
+        return Err(Error::QueryDim {
+            expected: dim,
+            found: query.dim(),
+        });
+    }
+    for (token, row) in query.rows().enumerate() {
+        if let Some(dim) = row.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteQuery { token, dim });
+        }
+    }
+    Ok(())
+}
+
 /// Fewest centroid rows per GEMM block: below this, splitting costs more
 /// than it saves.
 const GEMM_MIN_ROWS: usize = 1024;
@@ -61,14 +192,42 @@ fn better_first(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
     b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
 }
 
-/// Keeps the best `depth` of `buf` (by [`better_first`]) and returns the
-/// worst score kept: the new entry bar.
-fn trim(buf: &mut Vec<(f32, u32)>, depth: usize) -> f32 {
+/// `(score, id)` as one integer whose ascending order is [`better_first`]:
+/// the score's bits mapped to an unsigned order (total order of floats),
+/// inverted so that higher scores come first, above the id. Sorting and
+/// selecting plain integers is several times cheaper than comparing tuples
+/// through a closure, and the ranked scan spends most of its time there.
+#[inline(always)]
+fn rank_key(score: f32, id: u32) -> u64 {
+    let bits = score.to_bits();
+    let ord = if bits & 0x8000_0000 != 0 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    (u64::from(!ord) << 32) | u64::from(id)
+}
+
+/// The score of a [`rank_key`].
+#[inline(always)]
+fn key_score(key: u64) -> f32 {
+    let ord = !((key >> 32) as u32);
+    let bits = if ord & 0x8000_0000 != 0 {
+        ord & 0x7fff_ffff
+    } else {
+        !ord
+    };
+    f32::from_bits(bits)
+}
+
+/// Keeps the best `depth` of `buf` ([`rank_key`]s) and returns the worst
+/// score kept: the new entry bar.
+fn trim(buf: &mut Vec<u64>, depth: usize) -> f32 {
     if buf.len() > depth {
-        buf.select_nth_unstable_by(depth - 1, better_first);
+        buf.select_nth_unstable(depth - 1);
         buf.truncate(depth);
     }
-    buf.iter().map(|e| e.0).fold(f32::INFINITY, f32::min)
+    buf.iter().max().map_or(f32::INFINITY, |&k| key_score(k))
 }
 
 /// The `depth` best centroids of every query token (ids, best first; ties to
@@ -78,7 +237,14 @@ fn trim(buf: &mut Vec<(f32, u32)>, depth: usize) -> f32 {
 /// whole. A token's winners go to a buffer that is cut back to the best
 /// `depth` whenever it reaches `2 · depth`, which raises the bar: amortised
 /// constant work per winner, where a heap paid a logarithmic sift.
-fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize, threads: usize) -> Vec<Vec<u32>> {
+fn ranked_all(
+    kernel: Kernel,
+    st: &[f32],
+    nq: usize,
+    stride: usize,
+    depth: usize,
+    threads: usize,
+) -> Vec<Vec<u32>> {
     // With at least 16 tokens per thread, tokens are split into groups of
     // whole 16s (a row's compare covers sixteen at once), each part scanning
     // every row for its own columns. With fewer, a column split would save
@@ -90,20 +256,20 @@ fn ranked_all(st: &[f32], nq: usize, stride: usize, depth: usize, threads: usize
         let starts: Vec<usize> = (0..nq).step_by(part).collect();
         return starts
             .into_par_iter()
-            .flat_map_iter(|s| ranked_cols(st, s..(s + part).min(nq), stride, depth))
+            .flat_map_iter(|s| kernel.ranked_cols(st, s..(s + part).min(nq), stride, depth))
             .collect();
     }
     let k = st.len().checked_div(stride).unwrap_or(0);
     let parts = threads.min(k / RANK_MIN_ROWS).max(1);
     if parts == 1 {
-        return ranked_cols(st, 0..nq, stride, depth);
+        return kernel.ranked_cols(st, 0..nq, stride, depth);
     }
     let rows = k.div_ceil(parts);
     let lists: Vec<Vec<Vec<u32>>> = (0..parts)
         .into_par_iter()
         .map(|p| {
             let (r0, r1) = (p * rows, ((p + 1) * rows).min(k));
-            let mut l = ranked_cols(&st[r0 * stride..r1 * stride], 0..nq, stride, depth);
+            let mut l = kernel.ranked_cols(&st[r0 * stride..r1 * stride], 0..nq, stride, depth);
             l.iter_mut()
                 .flat_map(|l| l.iter_mut())
                 .for_each(|id| *id += r0 as u32);
@@ -182,18 +348,8 @@ fn gt_mask(s: &[f32], b: &[f32]) -> u64 {
     mask
 }
 
-/// [`ranked_all`] for the query tokens (columns) in `cols`, compiled for
-/// the best instruction set (see [`Kernel::ranked_cols`]).
-fn ranked_cols(
-    st: &[f32],
-    cols: std::ops::Range<usize>,
-    stride: usize,
-    depth: usize,
-) -> Vec<Vec<u32>> {
-    Kernel::best().ranked_cols(st, cols, stride, depth)
-}
-
-/// The definition of [`ranked_cols`], inlined into each instruction set's
+/// The definition of [`Kernel::ranked_cols`] ([`ranked_all`] for the query
+/// tokens in `cols`), inlined into each instruction set's
 /// copy by [`Kernel::ranked_cols`].
 #[inline(always)]
 pub(crate) fn ranked_cols_generic(
@@ -209,7 +365,7 @@ pub(crate) fn ranked_cols_generic(
         return vec![Vec::new(); nq];
     }
     let cap = 2 * depth;
-    let mut bufs: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(cap); nq];
+    let mut bufs: Vec<Vec<u64>> = vec![Vec::with_capacity(cap); nq];
     // Read whole groups of 16 columns where the row has them (score rows
     // are padded), with bars of +inf on the extra columns so they never
     // enter; this keeps `gt_mask` off its slower tail.
@@ -241,7 +397,7 @@ pub(crate) fn ranked_cols_generic(
                 // ranks after every kept entry with that score: only
                 // strictly better scores enter.
                 let buf = &mut bufs[base * 64 + j];
-                buf.push((srow[j], c as u32));
+                buf.push(rank_key(srow[j], c as u32));
                 if buf.len() == cap {
                     brow[j] = trim(buf, depth);
                 }
@@ -251,8 +407,8 @@ pub(crate) fn ranked_cols_generic(
     bufs.into_iter()
         .map(|mut b| {
             trim(&mut b, depth);
-            b.sort_unstable_by(better_first);
-            b.into_iter().map(|e| e.1).collect()
+            b.sort_unstable();
+            b.into_iter().map(|k| k as u32).collect()
         })
         .collect()
 }
@@ -273,6 +429,7 @@ pub(crate) fn ranked_cols_generic(
 /// floats of which the first `nq` are scores. The ranking runs in at most
 /// `threads` parts. Returns a flag per centroid.
 pub(crate) fn probe(
+    kernel: Kernel,
     st: &[f32],
     nq: usize,
     stride: usize,
@@ -293,7 +450,7 @@ pub(crate) fn probe(
     // a margin), which needs one or two scans where doubling needed several.
     let mut depth = n_probe.saturating_mul(2).min(k);
     loop {
-        let lists = ranked_all(st, nq, stride, depth, threads);
+        let lists = ranked_all(kernel, st, nq, stride, depth, threads);
         let count = fill_round_robin(&lists, depth, budget, &mut probed);
         if count == budget || depth >= budget.min(k) {
             break;
@@ -397,6 +554,36 @@ mod tests {
     }
 
     #[test]
+    fn rank_keys_sort_like_better_first() {
+        let scores = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-30,
+            -0.0,
+            0.0,
+            1e-30,
+            0.25,
+            0.25,
+            7.0,
+            f32::INFINITY,
+        ];
+        let mut entries: Vec<(f32, u32)> = Vec::new();
+        for (i, &s) in scores.iter().enumerate() {
+            entries.push((s, (i * 37 % 11) as u32));
+            entries.push((s, 5));
+        }
+        let mut want = entries.clone();
+        want.sort_by(better_first);
+        let mut keys: Vec<u64> = entries.iter().map(|&(s, i)| rank_key(s, i)).collect();
+        keys.sort_unstable();
+        let got: Vec<(f32, u32)> = keys.iter().map(|&k| (key_score(k), k as u32)).collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((g.0.to_bits(), g.1), (w.0.to_bits(), w.1));
+        }
+    }
+
+    #[test]
     fn ranked_lists_equal_a_full_sort_on_any_thread_count() {
         // Coarse scores make many ties; a few NaN never enter.
         let (k, nq, stride) = (700usize, 37usize, 48usize);
@@ -420,7 +607,8 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .expect("pool");
-                let got = pool.install(|| ranked_all(&st, nq, stride, depth, threads));
+                let got =
+                    pool.install(|| ranked_all(Kernel::best(), &st, nq, stride, depth, threads));
                 assert_eq!(got, want, "depth {depth}, {threads} threads");
             }
             // Every instruction set's copy, on whole and partial groups of
@@ -450,10 +638,10 @@ mod tests {
             0.5, 0.0, //
             0.2, 0.3,
         ];
-        let p = probe(&st, 2, 2, 1, None, 2);
+        let p = probe(Kernel::best(), &st, 2, 2, 1, None, 2);
         // token 0: best 0.5 at c1 and c2 -> c1; token 1: 0.9 at c0 and c1 -> c0.
         assert_eq!(p, vec![true, true, false, false]);
-        let p = probe(&st, 2, 2, 2, Some(0.6), 2);
+        let p = probe(Kernel::best(), &st, 2, 2, 2, Some(0.6), 2);
         // Budget 4: rank 0 gives c1, c0; rank 1 gives c2 (token 0) and c1
         // again (token 1, skipped); rank 2: token 0's c0 (taken), token 1's c3.
         // Then the threshold drops c2 (best 0.5) and c3 (best 0.3).
@@ -472,8 +660,8 @@ mod tests {
             }
         }
         for n_probe in [1, 3, 8, 40] {
-            let want = probe(&st, nq, nq, n_probe, None, 2);
-            let lists = ranked_all(&st, nq, nq, k, 2);
+            let want = probe(Kernel::best(), &st, nq, nq, n_probe, None, 2);
+            let lists = ranked_all(Kernel::best(), &st, nq, nq, k, 2);
             assert_eq!(
                 probe_from_lists(&lists, n_probe, k),
                 want,
@@ -496,7 +684,7 @@ mod tests {
             let s = 1.0 - c as f32 * 0.05;
             st.extend_from_slice(&[s, s, s]);
         }
-        let p = probe(&st, 3, 3, 1, None, 2);
+        let p = probe(Kernel::best(), &st, 3, 3, 1, None, 2);
         let chosen: Vec<usize> = (0..k).filter(|&c| p[c]).collect();
         assert_eq!(chosen, vec![0, 1, 2]);
     }
@@ -519,8 +707,8 @@ mod tests {
         }
         // Padded and narrow score rows rank alike, and as a full sort does.
         for depth in [1, 8, 200, 257, 300] {
-            let a = ranked_all(&narrow, nq, nq, depth, 2);
-            let b = ranked_all(&wide, nq, 16, depth, 2);
+            let a = ranked_all(Kernel::best(), &narrow, nq, nq, depth, 2);
+            let b = ranked_all(Kernel::best(), &wide, nq, 16, depth, 2);
             assert_eq!(a, b);
             for (qi, list) in a.iter().enumerate() {
                 let mut all: Vec<(f32, u32)> =
@@ -531,8 +719,8 @@ mod tests {
             }
         }
         assert_eq!(
-            probe(&narrow, nq, nq, 5, None, 2),
-            probe(&wide, nq, 16, 5, None, 2)
+            probe(Kernel::best(), &narrow, nq, nq, 5, None, 2),
+            probe(Kernel::best(), &wide, nq, 16, 5, None, 2)
         );
     }
 

@@ -108,6 +108,19 @@ pub enum Error {
         /// Bytes per row found.
         found: usize,
     },
+    /// A document's residual bytes are not one packed row per code.
+    #[error("a document of {tokens} tokens has {found} residual bytes, expected {expected}")]
+    DocumentShape {
+        /// Codes (tokens) given.
+        tokens: usize,
+        /// Residual bytes expected: tokens × packed row width.
+        expected: usize,
+        /// Residual bytes given.
+        found: usize,
+    },
+    /// Integer exact scoring needs the codebook's int8 centroids.
+    #[error("the codebook has no int8 centroids, which integer exact scoring needs")]
+    NoInt8Centroids,
     /// Decoding a stored token failed.
     #[error("decoding failed: {0}")]
     Codec(#[from] plaid_codec::Error),

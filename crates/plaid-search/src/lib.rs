@@ -65,14 +65,16 @@
 
 mod centroids;
 mod error;
+mod exact;
 pub mod kernels;
 mod params;
 pub mod reference;
 mod searcher;
 mod view;
 
-pub use centroids::probe_from_lists;
+pub use centroids::{CentroidScores, probe_from_lists};
 pub use error::Error;
+pub use exact::ExactScorer;
 pub use kernels::Kernel;
 pub use params::{ExactScoring, SearchParams};
 pub use searcher::{DocRef, FilterPlan, Hits, Searcher, StageProfile};

@@ -275,21 +275,7 @@ impl<'a> Searcher<'a> {
     }
 
     fn check_query(&self, query: &EmbeddingsView<'_>) -> Result<(), Error> {
-        if query.is_empty() {
-            return Err(Error::EmptyQuery);
-        }
-        if query.dim() != self.codebook.dim() {
-            return Err(Error::QueryDim {
-                expected: self.codebook.dim(),
-                found: query.dim(),
-            });
-        }
-        for (token, row) in query.rows().enumerate() {
-            if let Some(dim) = row.iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFiniteQuery { token, dim });
-            }
-        }
-        Ok(())
+        crate::centroids::check_query(self.codebook.dim(), query)
     }
 
     /// The top `params.k` live documents for `query` by the PLAID pipeline:
@@ -469,6 +455,7 @@ impl<'a> Searcher<'a> {
         let mut cands = match allowed {
             None => {
                 let probed = probe(
+                    self.kernel,
                     &qs.st,
                     qs.nq,
                     qs.stride,
@@ -501,6 +488,7 @@ impl<'a> Searcher<'a> {
         params: &SearchParams,
     ) -> Result<Vec<Cand>, Error> {
         let probed = probe(
+            self.kernel,
             &qs.st,
             qs.nq,
             qs.stride,
