@@ -867,18 +867,19 @@ fn render(
         s,
         "\n## Search speed\n\nOne query at a time (qps, latency) and the batch API (batch qps). \
          Ratios: qps plaid / next-plaid, latency next-plaid / plaid (above 1: plaid is faster). \
-         Search RSS = VmHWM of the search process (index memory-mapped; page cache not counted).\n"
+         Search RSS = VmHWM (peak) of the search process, which counts the pages of the memory-mapped index it touched; \
+         anon = its RssAnon as it finishes (what the process allocated itself, without mapped files), where the engine reports it.\n"
     );
     let _ = writeln!(
         s,
-        "| nbits | queries | threads | engine | qps | p50 ms | p95 ms | p99 ms | batch qps | search RSS MiB | load ms | other |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| nbits | queries | threads | engine | qps | p50 ms | p95 ms | p99 ms | batch qps | search RSS MiB | anon MiB | load ms | other |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for r in searches {
         let j = &r.step.json;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.nbits,
             r.set,
             r.threads,
@@ -889,6 +890,7 @@ fn render(
             num(f(j, "p99_ms"), 2),
             num(f(j, "batch_qps"), 1),
             num(mib(f(j, "peak_rss_kb")), 0),
+            num(mib(f(j, "rss_anon_kb")), 0),
             num(f(j, "load_s").map(|x| x * 1e3), 1),
             num(Some(r.step.other_cores), 2),
         );

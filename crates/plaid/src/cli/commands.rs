@@ -3,7 +3,9 @@
 use super::flags::{
     Command, DemoArgs, FilterArgs, ImportArgs, IndexArgs, InfoArgs, MetaArgs, SearchArgs,
 };
-use super::io::{dir_bytes, peak_rss_kb, read_jsonl, read_lengths, read_matrix, write_array};
+use super::io::{
+    dir_bytes, peak_rss_kb, read_jsonl, read_lengths, read_matrix, status_kb, write_array,
+};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayView2;
@@ -220,6 +222,8 @@ fn search(a: SearchArgs) -> Result<()> {
         "kernel": kernel,
         "exact_scoring": a.exact_scoring,
         "peak_rss_kb": peak_rss_kb(),
+        "rss_anon_kb": status_kb("RssAnon:"),
+        "rss_file_kb": status_kb("RssFile:"),
         "profile": profile,
     });
     if a.json {

@@ -71,10 +71,17 @@ pub(crate) fn write_array<T: npy::Element>(path: &Path, shape: &[usize], data: &
 
 /// Peak resident set size of this process in KiB (VmHWM), where the OS reports it.
 pub(crate) fn peak_rss_kb() -> Option<u64> {
+    status_kb("VmHWM:")
+}
+
+/// A KiB field of `/proc/self/status` (for example `RssAnon:`: memory the
+/// process allocated, as opposed to `RssFile:`, pages of mapped files such
+/// as an index), where the OS reports it.
+pub(crate) fn status_kb(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
 }
