@@ -98,7 +98,7 @@ impl CentroidScores {
     ) -> Result<Self, Error> {
         check_query(codebook.dim(), &query)?;
         let nq = query.num_rows();
-        let stride = nq.div_ceil(Kernel::LANES).max(1) * Kernel::LANES;
+        let stride = score_stride(nq);
         let st = centroid_scores(
             query.as_slice(),
             codebook.centroids(),
@@ -161,6 +161,12 @@ impl CentroidScores {
             threads,
         )
     }
+}
+
+/// Row width of the centroid scores of a query of `nq` tokens: whole
+/// vectors of [`Kernel::LANES`], at least one.
+pub(crate) fn score_stride(nq: usize) -> usize {
+    nq.div_ceil(Kernel::LANES).max(1) * Kernel::LANES
 }
 
 /// The query checks of every search: tokens present, of the index's

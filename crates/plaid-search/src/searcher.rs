@@ -1,6 +1,7 @@
 //! The PLAID pipeline over a list of segments that share one codebook.
 
 use crate::centroids::{centroid_scores, probe};
+use crate::kernels::ScoreRows;
 use crate::kernels::int8::{DocScratch, ExactInputs, Levels, QueryI8};
 use crate::kernels::vnni::Decoder;
 use crate::kernels::{Kernel, prefetch};
@@ -114,7 +115,13 @@ fn quantize_scores(kernel: Kernel, qs: &QueryScores<'_>) -> ScoreTable {
     let (lo, hi) = qs
         .st
         .par_chunks(rows * qs.stride)
-        .map(|st| kernel.min_max_cols(st, qs.stride, nq))
+        .map(|st| {
+            kernel.min_max_cols(ScoreRows {
+                st,
+                stride: qs.stride,
+                nq,
+            })
+        })
         .reduce(
             || (f32::INFINITY, f32::NEG_INFINITY),
             |a, b| (a.0.min(b.0), a.1.max(b.1)),
@@ -124,7 +131,14 @@ fn quantize_scores(kernel: Kernel, qs: &QueryScores<'_>) -> ScoreTable {
     values
         .par_chunks_mut(rows * stride)
         .zip(qs.st.par_chunks(rows * qs.stride))
-        .for_each(|(out, st)| kernel.quantize_u8(st, qs.stride, nq, lo, scale, out, stride));
+        .for_each(|(out, st)| {
+            let rows = ScoreRows {
+                st,
+                stride: qs.stride,
+                nq,
+            };
+            kernel.quantize_u8(rows, lo, scale, out, stride)
+        });
     ScoreTable { values, stride }
 }
 
@@ -419,7 +433,7 @@ impl<'a> Searcher<'a> {
     fn query_scores<'q>(&self, query: EmbeddingsView<'q>, threads: usize) -> QueryScores<'q> {
         let dim = self.codebook.dim();
         let nq = query.num_rows();
-        let stride = nq.div_ceil(Kernel::LANES).max(1) * Kernel::LANES;
+        let stride = crate::centroids::score_stride(nq);
         let st = centroid_scores(
             query.as_slice(),
             self.codebook.centroids(),

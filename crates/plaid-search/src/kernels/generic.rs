@@ -203,12 +203,25 @@ pub(crate) fn gather_max_u8<C: Copy + Into<u32>>(table: &[u8], codes: &[C], acc:
     }
 }
 
+/// Centroid scores as the search lays them out: rows of `stride` floats
+/// of which the first `nq` are scores (the rest is padding).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScoreRows<'a> {
+    /// The rows.
+    pub(crate) st: &'a [f32],
+    /// Floats per row.
+    pub(crate) stride: usize,
+    /// Scores per row.
+    pub(crate) nq: usize,
+}
+
 /// Smallest and largest of the first `nq` values of every row of `st` (rows
 /// of `stride` floats), as `(lo, hi)`; `(+∞, −∞)` when there are none. NaN
 /// values are ignored. Written as plain comparisons over 16 lanes, which
 /// compile to vector min/max (`f32::min` must order NaN and does not).
 #[inline(always)]
-pub(crate) fn min_max_cols(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
+pub(crate) fn min_max_cols(rows: ScoreRows<'_>) -> (f32, f32) {
+    let ScoreRows { st, stride, nq } = rows;
     let mut lo16 = [f32::INFINITY; 16];
     let mut hi16 = [f32::NEG_INFINITY; 16];
     if stride == 0 || nq > stride {
@@ -248,14 +261,13 @@ pub(crate) fn min_max_cols(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
 /// float add, so the loop vectorises.
 #[inline(always)]
 pub(crate) fn quantize_u8(
-    st: &[f32],
-    stride: usize,
-    nq: usize,
+    rows: ScoreRows<'_>,
     lo: f32,
     scale: f32,
     out: &mut [u8],
     out_stride: usize,
 ) {
+    let ScoreRows { st, stride, nq } = rows;
     if stride == 0 || out_stride == 0 || nq > stride || nq > out_stride {
         return;
     }

@@ -16,6 +16,7 @@ mod simd;
 #[allow(unsafe_code)]
 pub(crate) mod vnni;
 
+pub(crate) use generic::ScoreRows;
 pub(crate) use simd::prefetch;
 
 /// One implementation of the float kernels.
@@ -162,36 +163,33 @@ impl Kernel {
         }
     }
 
-    /// Smallest and largest of the first `nq` values of every row of `st`
-    /// (rows of `stride` floats), NaN ignored; `(+∞, −∞)` when there are none.
-    pub(crate) fn min_max_cols(self, st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
+    /// Smallest and largest score of `rows`, NaN ignored; `(+∞, −∞)` when
+    /// there are none.
+    pub(crate) fn min_max_cols(self, rows: ScoreRows<'_>) -> (f32, f32) {
         match self {
-            Kernel::Avx2 => simd::avx2::min_max_cols(st, stride, nq),
-            Kernel::Avx512 => simd::avx512::min_max_cols(st, stride, nq),
-            Kernel::Neon => simd::neon::min_max_cols(st, stride, nq),
-            Kernel::Scalar => generic::min_max_cols(st, stride, nq),
+            Kernel::Avx2 => simd::avx2::min_max_cols(rows),
+            Kernel::Avx512 => simd::avx512::min_max_cols(rows),
+            Kernel::Neon => simd::neon::min_max_cols(rows),
+            Kernel::Scalar => generic::min_max_cols(rows),
         }
     }
 
-    /// Quantises the first `nq` values of each row of `st` (rows of
-    /// `stride`) to `round_half_up((v − lo) · scale)` clamped to 0..=255, NaN
-    /// to 0, into the rows of `out` (rows of `out_stride` bytes).
-    #[allow(clippy::too_many_arguments)]
+    /// Quantises the scores of `rows` to `round_half_up((v − lo) · scale)`
+    /// clamped to 0..=255, NaN to 0, into the rows of `out` (rows of
+    /// `out_stride` bytes).
     pub(crate) fn quantize_u8(
         self,
-        st: &[f32],
-        stride: usize,
-        nq: usize,
+        rows: ScoreRows<'_>,
         lo: f32,
         scale: f32,
         out: &mut [u8],
         out_stride: usize,
     ) {
         match self {
-            Kernel::Avx2 => simd::avx2::quantize_u8(st, stride, nq, lo, scale, out, out_stride),
-            Kernel::Avx512 => simd::avx512::quantize_u8(st, stride, nq, lo, scale, out, out_stride),
-            Kernel::Neon => simd::neon::quantize_u8(st, stride, nq, lo, scale, out, out_stride),
-            Kernel::Scalar => generic::quantize_u8(st, stride, nq, lo, scale, out, out_stride),
+            Kernel::Avx2 => simd::avx2::quantize_u8(rows, lo, scale, out, out_stride),
+            Kernel::Avx512 => simd::avx512::quantize_u8(rows, lo, scale, out, out_stride),
+            Kernel::Neon => simd::neon::quantize_u8(rows, lo, scale, out, out_stride),
+            Kernel::Scalar => generic::quantize_u8(rows, lo, scale, out, out_stride),
         }
     }
 
@@ -281,7 +279,7 @@ impl Kernel {
 
 #[cfg(test)]
 mod tests {
-    use super::Kernel;
+    use super::{Kernel, ScoreRows};
 
     /// Plain loops: the oracle of [`Kernel::min_max_cols`] and
     /// [`Kernel::quantize_u8`] (the saturating `as` maps NaN to 0).
@@ -335,16 +333,21 @@ mod tests {
                 }
                 let out_stride = nq.div_ceil(32) * 32;
                 let (lo, hi, want) = naive(&st, stride, nq, out_stride);
-                let got = kernel.min_max_cols(&st, stride, nq);
+                let view = ScoreRows {
+                    st: &st,
+                    stride,
+                    nq,
+                };
+                let got = kernel.min_max_cols(view);
                 assert_eq!(got, (lo, hi), "{kernel:?} nq {nq}");
                 let scale = 255.0 / (hi - lo);
                 let mut out = vec![7u8; rows * out_stride];
-                kernel.quantize_u8(&st, stride, nq, lo, scale, &mut out, out_stride);
+                kernel.quantize_u8(view, lo, scale, &mut out, out_stride);
                 assert_eq!(out, want, "{kernel:?} nq {nq}");
                 // Values past the range saturate.
                 let (lo2, scale2) = (lo + 0.5, scale * 3.0);
                 let mut out = vec![0u8; rows * out_stride];
-                kernel.quantize_u8(&st, stride, nq, lo2, scale2, &mut out, out_stride);
+                kernel.quantize_u8(view, lo2, scale2, &mut out, out_stride);
                 for (o, row) in out.chunks_exact(out_stride).zip(st.chunks_exact(stride)) {
                     for (&b, &v) in o.iter().zip(&row[..nq]) {
                         assert_eq!(b, ((v - lo2) * scale2 + 0.5) as u8, "{kernel:?}");

@@ -37,36 +37,32 @@ macro_rules! isa {
             use super::generic;
 
             #[target_feature(enable = $feat)]
-            fn min_max_cols_tf(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
-                generic::min_max_cols(st, stride, nq)
+            fn min_max_cols_tf(rows: generic::ScoreRows<'_>) -> (f32, f32) {
+                generic::min_max_cols(rows)
             }
 
-            pub(crate) fn min_max_cols(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
+            pub(crate) fn min_max_cols(rows: generic::ScoreRows<'_>) -> (f32, f32) {
                 if $avail() {
                     // SAFETY: the features were detected just above.
-                    unsafe { min_max_cols_tf(st, stride, nq) }
+                    unsafe { min_max_cols_tf(rows) }
                 } else {
-                    generic::min_max_cols(st, stride, nq)
+                    generic::min_max_cols(rows)
                 }
             }
 
             #[target_feature(enable = $feat)]
             fn quantize_u8_tf(
-                st: &[f32],
-                stride: usize,
-                nq: usize,
+                rows: generic::ScoreRows<'_>,
                 lo: f32,
                 scale: f32,
                 out: &mut [u8],
                 out_stride: usize,
             ) {
-                generic::quantize_u8(st, stride, nq, lo, scale, out, out_stride)
+                generic::quantize_u8(rows, lo, scale, out, out_stride)
             }
 
             pub(crate) fn quantize_u8(
-                st: &[f32],
-                stride: usize,
-                nq: usize,
+                rows: generic::ScoreRows<'_>,
                 lo: f32,
                 scale: f32,
                 out: &mut [u8],
@@ -74,9 +70,9 @@ macro_rules! isa {
             ) {
                 if $avail() {
                     // SAFETY: the features were detected just above.
-                    unsafe { quantize_u8_tf(st, stride, nq, lo, scale, out, out_stride) }
+                    unsafe { quantize_u8_tf(rows, lo, scale, out, out_stride) }
                 } else {
-                    generic::quantize_u8(st, stride, nq, lo, scale, out, out_stride)
+                    generic::quantize_u8(rows, lo, scale, out, out_stride)
                 }
             }
 
@@ -443,18 +439,16 @@ pub(super) mod scalar {
     pub(crate) fn sq_norm_sum_i8(q: &[i8], scale: f32, r: &[f32]) -> f32 {
         generic::sq_norm_sum_i8::<false>(q, scale, r)
     }
-    pub(crate) fn min_max_cols(st: &[f32], stride: usize, nq: usize) -> (f32, f32) {
-        generic::min_max_cols(st, stride, nq)
+    pub(crate) fn min_max_cols(rows: generic::ScoreRows<'_>) -> (f32, f32) {
+        generic::min_max_cols(rows)
     }
     pub(crate) fn quantize_u8(
-        st: &[f32],
-        stride: usize,
-        nq: usize,
+        rows: generic::ScoreRows<'_>,
         lo: f32,
         scale: f32,
         out: &mut [u8],
         out_stride: usize,
     ) {
-        generic::quantize_u8(st, stride, nq, lo, scale, out, out_stride)
+        generic::quantize_u8(rows, lo, scale, out, out_stride)
     }
 }
